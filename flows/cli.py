@@ -1,0 +1,123 @@
+"""The `shegong` command: sample data, monthly runs, and what they computed."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+# Offline and quiet by default: no telemetry from Prefect or Great Expectations (it would log an
+# ERROR line with no network), and Prefect's own INFO chatter (temporary server start and stop)
+# hidden unless asked for. Set before Prefect is imported, which reads them once.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+from .config import DATA, DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
+from .errors import ShegongError  # noqa: E402
+
+log = logging.getLogger("shegong")
+
+
+def _months(start: str, end: str) -> list[str]:
+    y, m = map(int, start.split("-"))
+    out = []
+    while f"{y:04d}-{m:02d}" <= end:
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def cmd_run(args) -> int:
+    from .monthly import check_period, monthly_rollup
+    from .report import indicator_table
+    if args.period:
+        months = [check_period(args.period)]
+    elif args.start and args.end:
+        months = _months(check_period(args.start), check_period(args.end))
+    else:
+        raise ShegongError("give --period YYYY-MM, or --from YYYY-MM --to YYYY-MM")
+    for period in months:
+        s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
+        print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
+              f"（未通过校验 {s['rows_rejected']}）")
+    if len(months) == 1:
+        print()
+        print(indicator_table(Path(args.db), months[0]))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .report import indicator_table
+    print(indicator_table(Path(args.db), args.period, args.unit))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .config import load_settings
+    from .sample import generate_sample
+    s = load_settings()
+    summary = generate_sample(Path(args.inbox), s.units_csv, s.population_csv, seed=args.seed,
+                              start=args.start, end=args.end)
+    months = summary.get("months") or summary
+    print(f"样例数据已写入 {args.inbox}（{args.start} 至 {args.end}，种子 {args.seed}）")
+    return 0
+
+
+def cmd_keygen(args) -> int:
+    from .pii import make_key_file
+    path, created = make_key_file(Path(args.file) if args.file else None, force=args.force)
+    print(f"{'created' if created else 'kept existing'} ID-hash key {path} (owner-only; never commit it)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shegong", description="Monthly roll-up of social-work workforce reports")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="roll up a month (or a range of months) and publish the warehouse")
+    r.add_argument("--period", help="month, YYYY-MM")
+    r.add_argument("--from", dest="start", help="first month of a range, YYYY-MM")
+    r.add_argument("--to", dest="end", help="last month of a range, YYYY-MM")
+    r.add_argument("--inbox", type=Path, default=DEFAULT_INBOX, help="inbox folder (default %(default)s)")
+    r.add_argument("--db", type=Path, default=DEFAULT_DB, help="warehouse file (default %(default)s)")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("show", help="print a unit's indicators for a month (default: the city)")
+    s.add_argument("--period", required=True)
+    s.add_argument("--unit", help="12-digit unit code (default: the city)")
+    s.add_argument("--db", type=Path, default=DEFAULT_DB)
+    s.set_defaults(func=cmd_show)
+
+    g = sub.add_parser("sample", help="write the sample inbox for the real tree")
+    g.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
+    g.add_argument("--seed", type=int, default=20221017)
+    g.add_argument("--from", dest="start", default="2022-08")
+    g.add_argument("--to", dest="end", default="2025-12")
+    g.set_defaults(func=cmd_sample)
+
+    k = sub.add_parser("keygen", help="create the key that hashes ID numbers, if absent")
+    k.add_argument("--file", help="key file (default $SHEGONG_ID_KEY_FILE or .secrets/id-hash.key)")
+    k.add_argument("--force", action="store_true", help="replace an existing key (every month must be rerun)")
+    k.set_defaults(func=cmd_keygen)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(os.environ.get("SHEGONG_LOG_LEVEL", "WARNING"))
+    log.propagate = False
+    try:
+        return args.func(args)
+    except ShegongError as exc:
+        print(f"shegong: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Loading: the month's file records, failures and validated rows into the warehouse.
+
+A month is always loaded whole: its earlier rows are deleted first, so a rerun gives the same
+warehouse as a first run. Personal fields stop here: names and phones are dropped, the ID
+number is already a keyed hash (`person_key`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .config import SQL
+from .read import FileRecord, frame_schema, to_frame
+from .schemas import Form
+
+SCHEMAS = ("ref", "ingest", "staging", "intermediate", "mart")
+INGEST_TABLES = ("runs", "files", "sheets", "failures")
+_META = {"_file": "source_file", "_sheet": "source_sheet", "_row": "excel_row", "_received_at": "received_at"}
+
+
+def literal(text: str) -> str:
+    """A SQL string literal of our own text (COMMENT ON takes no parameters). Never file input."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path))
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> None:
+    for s in SCHEMAS:
+        con.execute(f"create schema if not exists {s}")
+    for t in INGEST_TABLES:
+        con.execute((SQL / "ingest" / f"{t}.sql").read_text(encoding="utf-8"))
+    for form in forms.values():
+        empty = staging_frame(form, to_frame(form, []).with_columns(accepted=pl.lit(True)), "")
+        con.register("empty_frame", empty)
+        con.execute(f"create table if not exists staging.{form.table} as select * from empty_frame limit 0")
+        con.unregister("empty_frame")
+        _comment_staging(con, form)
+
+
+def _comment_staging(con, form: Form) -> None:
+    t = f"staging.{form.table}"
+    con.execute(f"comment on table {t} is {literal(f'{form.id} {form.name}: every row read, with whether it counts | {form.id} {form.name}（全部读入行）')}")
+    comments = {
+        "period": "Month, YYYY-MM | 报送月份",
+        "source_file": "File path below <inbox>/<period>/ | 来源文件",
+        "source_sheet": "Sheet name | 工作表",
+        "excel_row": "Row number as the sender sees it in Excel | Excel 行号",
+        "received_at": "Modification time of the file, UTC | 收到时间（UTC）",
+        "accepted": "No validation error on this row | 通过校验",
+        "superseded": "A newer file of the month covers this row's unit | 已被同月更新文件替代",
+        "counted": "accepted and not superseded: the row counts in the roll-up | 纳入汇总",
+        "person_key": "Keyed hash (HMAC-SHA256) of the ID number: the same person has the same key | 身份证号的加密哈希",
+        "sex_from_id": "Sex derived from the ID number before hashing | 由身份证号得出的性别",
+        "birth_year": "Birth year derived from the ID number before hashing | 由身份证号得出的出生年份",
+    }
+    for f in form.fields:
+        if not f.personal:
+            comments[f.name] = f"{f.comment} | {f.header}"
+    cols = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = 'staging' and table_name = ?",
+        [form.table]).fetchall()}
+    for col, text in comments.items():
+        if col in cols:
+            con.execute(f'comment on column {t}."{col}" is {literal(text)}')
+
+
+def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
+    """The warehouse's rows of a form: no reading flags, no personal fields, superseding marked."""
+    keep = [c for c in frame_schema(form) if "__" not in c]
+    drop_personal = [f.name for f in form.fields if f.type == "personal"]
+    out = (frame.select([c for c in keep if c not in drop_personal] + ["accepted"])
+           .rename(_META))
+    if "id_number" in out.columns:
+        out = out.rename({"id_number": "person_key"})
+    # Corrections: for each unit, the newest file of the month that covers it wins, whole.
+    newest = (out.filter(pl.col("unit_code").is_not_null())
+              .sort("received_at", "source_file")
+              .group_by("unit_code")
+              .agg(pl.col("source_file").last().alias("newest_file")))
+    out = (out.join(newest, on="unit_code", how="left")
+           .with_columns(superseded=pl.col("newest_file").is_not_null()
+                         & (pl.col("newest_file") != pl.col("source_file")))
+           .drop("newest_file")
+           .with_columns(counted=pl.col("accepted") & ~pl.col("superseded")))
+    return out.select(pl.lit(period).alias("period"), pl.all())
+
+
+def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:
+    tables = con.execute("select table_schema || '.' || table_name from information_schema.columns "
+                         "where column_name = 'period' and table_schema in ('ingest','staging','intermediate','mart') "
+                         "and not (table_schema = 'ingest' and table_name = 'runs')").fetchall()
+    for (t,) in tables:
+        con.execute(f"delete from {t} where period = ?", [period])
+
+
+def load_month(con, period: str, run_id: str, records: list[FileRecord],
+               staged: dict[str, tuple[Form, pl.DataFrame, pl.DataFrame]]) -> None:
+    """Replace the month's rows: files, sheets, failures, and each form's staging rows."""
+    clear_month(con, period)
+    files = pl.DataFrame([{"period": period, "path": r.path, "sha256": r.sha256, "size_bytes": r.size_bytes,
+                           "received_at": r.received_at, "format": r.format, "status": r.status,
+                           "reason_zh": r.reason_zh, "reason_en": r.reason_en, "run_id": run_id}
+                          for r in records],
+                         schema={"period": pl.String, "path": pl.String, "sha256": pl.String,
+                                 "size_bytes": pl.Int64, "received_at": pl.Datetime("us"), "format": pl.String,
+                                 "status": pl.String, "reason_zh": pl.String, "reason_en": pl.String,
+                                 "run_id": pl.String})
+    _insert(con, "ingest.files", files)
+    rejected_by_sheet: dict[tuple[str, str], int] = {}
+    failures = []
+    for form, frame, fails in staged.values():
+        if frame.height:
+            counts = frame.filter(~pl.col("accepted")).group_by("_file", "_sheet").len()
+            for f, s, n in counts.iter_rows():
+                rejected_by_sheet[(f, s)] = n
+        if fails.height:
+            failures.append(fails)
+        _insert(con, f"staging.{form.table}", staging_frame(form, frame, period))
+    sheets = pl.DataFrame([{"period": period, "path": s.path, "sheet": s.sheet, "form": s.form,
+                            "header_row": s.header_row, "sender": s.sender, "data_rows": s.data_rows,
+                            "rows_rejected": rejected_by_sheet.get((s.path, s.sheet), 0), "status": s.status,
+                            "reason_zh": s.reason_zh, "reason_en": s.reason_en, "run_id": run_id}
+                           for r in records for s in r.sheets],
+                          schema={"period": pl.String, "path": pl.String, "sheet": pl.String, "form": pl.String,
+                                  "header_row": pl.Int32, "sender": pl.String, "data_rows": pl.Int32,
+                                  "rows_rejected": pl.Int32, "status": pl.String, "reason_zh": pl.String,
+                                  "reason_en": pl.String, "run_id": pl.String})
+    _insert(con, "ingest.sheets", sheets)
+    if failures:
+        fails = pl.concat(failures).select(pl.lit(period).alias("period"), pl.all(), pl.lit(run_id).alias("run_id"))
+        _insert(con, "ingest.failures", fails)
+
+
+def _insert(con, table: str, frame: pl.DataFrame) -> None:
+    if frame.height == 0:
+        return
+    con.register("incoming", frame)
+    try:
+        con.execute(f"insert into {table} by name select * from incoming")
+    finally:
+        con.unregister("incoming")
+
+
+def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, indicators: pl.DataFrame) -> None:
+    """The registry, reference population and indicator definitions, replaced on every run."""
+    for name, frame in (("units", units), ("population", population), ("indicators", indicators)):
+        con.register("incoming", frame)
+        con.execute(f"create or replace table ref.{name} as select * from incoming")
+        con.unregister("incoming")
+    con.execute((SQL / "reference_comments.sql").read_text(encoding="utf-8"))

@@ -1,0 +1,130 @@
+"""The monthly roll-up flow: discover → read → validate → load → roll up → compute → publish."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import uuid
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, task
+from prefect.cache_policies import NONE
+from prefect.context import get_run_context
+
+from . import load, pii, publish, read, rollup, validate
+from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, load_settings
+from .errors import ConfigError
+from .registry import load_indicators, load_population, load_units, unit_index
+from .schemas import load_forms
+
+log = logging.getLogger("shegong")
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def check_period(period: str) -> str:
+    if not PERIOD.match(period or ""):
+        raise ConfigError(f"period {period!r} is not a month; write it as YYYY-MM, e.g. 2025-06")
+    return period
+
+
+# Tasks take and return frames in memory: no caching or result persistence, which would hash
+# or write the month's rows (and their person keys) elsewhere.
+@task(cache_policy=NONE)
+def discover_files(inbox: Path, period: str) -> list[Path]:
+    """The month's files."""
+    files = read.discover(inbox, period)
+    log.info("%s: %d files under %s", period, len(files), inbox / period)
+    return files
+
+
+@task(cache_policy=NONE)
+def read_files(files: list[Path], inbox: Path, period: str) -> tuple[list[read.FileRecord], dict[str, list[dict]]]:
+    """Every file read, or recorded with why it could not be."""
+    forms = load_forms(SCHEMAS)
+    key = pii.load_key()  # loaded here so that it never travels as a task parameter
+    records, rows = [], {}
+    root = inbox / period
+    for path in files:
+        record, by_form = read.read_file(path, root, period, forms, key)
+        records.append(record)
+        for form_id, form_rows in by_form.items():
+            rows.setdefault(form_id, []).extend(form_rows)
+    return records, rows
+
+
+@task(cache_policy=NONE)
+def validate_form(form_id: str, rows: list[dict], units: dict, headers: dict):
+    """One form's rows of the month through its suite."""
+    form = load_forms(SCHEMAS)[form_id]
+    frame = read.to_frame(form, rows)
+    checked, failures = validate.validate(form, frame, units, headers)
+    return form, checked, failures
+
+
+@task(cache_policy=NONE)
+def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datetime, inbox: Path,
+                     records, staged, flow_run_id: str | None) -> None:
+    """Load the month into the building warehouse and compute its roll-up and indicators."""
+    settings = load_settings()
+    forms = load_forms(SCHEMAS)
+    con = load.connect(building)
+    try:
+        con.execute("begin")
+        load.ensure_tables(con, forms)
+        load.load_reference(con, load_units(settings.units_csv), load_population(settings.population_csv),
+                            load_indicators(settings.indicators_toml))
+        load.load_month(con, period, run_id, records, staged)
+        rollup.build(con, period, settings.community_rule)
+        rows_read = sum(f.height for _, f, _ in staged.values())
+        rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
+        con.execute("insert into ingest.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed')",
+                    [run_id, period, flow_run_id, started, dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                     str(inbox), len(records), sum(r.status == "rejected" for r in records), rows_read,
+                     rows_rejected])
+        con.execute("commit")
+        con.execute("checkpoint")
+    finally:
+        con.close()
+
+
+@task(cache_policy=NONE)
+def publish_warehouse(building: Path, db: Path) -> None:
+    """Swap the built warehouse in for the published one."""
+    publish.swap(building, db)
+
+
+@flow(name="monthly-rollup", flow_run_name="rollup-{period}", log_prints=False)
+def monthly_rollup(period: str, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB)) -> dict:
+    """Roll up one month of the inbox into the warehouse and publish it."""
+    check_period(period)
+    inbox_path, db_path = Path(inbox), Path(db)
+    settings = load_settings()
+    units = unit_index(load_units(settings.units_csv))
+    pii.load_key()  # fail before any work when there is no key
+    run_id = str(uuid.uuid4())
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    try:
+        flow_run_id = str(get_run_context().flow_run.id)
+    except Exception:  # run outside a Prefect context (a plain function call)
+        flow_run_id = None
+
+    with publish.run_lock(db_path):
+        files = discover_files(inbox_path, period)
+        records, rows = read_files(files, inbox_path, period)
+        headers = {(s.path, s.sheet): s.headers for r in records for s in r.sheets if s.form}
+        staged = {}
+        for form_id in sorted(load_forms(SCHEMAS)):
+            staged[form_id] = validate_form(form_id, rows.get(form_id, []), units, headers)
+        building = publish.prepare(db_path, run_id)
+        try:
+            load_and_roll_up(building, period, run_id, started, inbox_path, records, staged, flow_run_id)
+            publish_warehouse(building, db_path)
+        finally:
+            publish.discard(building)
+    rejected_files = [r for r in records if r.status == "rejected"]
+    rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
+    log.info("%s: %d files (%d rejected), %d rows rejected; published %s",
+             period, len(records), len(rejected_files), rows_rejected, db_path)
+    return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
+            "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected}

@@ -1,0 +1,360 @@
+"""Reading: discover the month's files, recognise each sheet's form, find its header, convert.
+
+Nothing here decides whether a value is acceptable (that is validation); reading only says what
+the sender wrote, in the schema's types, and which cells could not be understood at all.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import io
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import python_calamine
+
+from .errors import FileRejected
+from .schemas import Field, Form, normalise_header
+from .values import convert, credit_code_valid, id_number_valid, id_sex, is_blank, text_of
+from . import pii
+
+log = logging.getLogger("shegong")
+
+SPREADSHEET = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
+TEXT = {".csv", ".txt"}
+HEAD_ROWS = 25  # title rows and headers are looked for in the first rows only
+BLANK_RUN_LIMIT = 500  # a sheet ends after this many blank rows, however far its formatting goes
+_FOOTER = re.compile(r"^(填报人|填表人|制表人|审核人|负责人|单位负责人|联系电话|填报日期|制表日期|注[:：]|说明[:：]|备注[:：])")
+_TOTAL = re.compile(r"^(合计|总计|小计|累计)")
+_FORM_NO = re.compile(r"SG-?0?([1-6])", re.I)
+_STATED = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月")
+_STATED_LABEL = re.compile(r"(统计期|填报月份|报告期|所属期|统计月份)[:：]?\s*(\d{4})\s*[-年./]\s*(\d{1,2})")
+_SENDER = re.compile(r"填报单位[:：]\s*([^\s:：]+)")
+# Magic numbers: an .xlsx is a zip; an OLE container is an .xls, or an .xlsx with a password.
+_ZIP, _OLE = b"PK\x03\x04", b"\xd0\xcf\x11\xe0"
+
+
+@dataclass
+class SheetRecord:
+    path: str
+    sheet: str
+    form: str | None = None
+    header_row: int | None = None
+    data_rows: int = 0
+    status: str = "read"  # read | skipped | rejected
+    reason_zh: str | None = None
+    reason_en: str | None = None
+    sender: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # field -> header text as sent
+
+
+@dataclass
+class FileRecord:
+    path: str
+    sha256: str
+    size_bytes: int
+    received_at: dt.datetime
+    format: str
+    status: str = "read"  # read | rejected
+    reason_zh: str | None = None
+    reason_en: str | None = None
+    sheets: list[SheetRecord] = field(default_factory=list)
+
+
+def discover(inbox: Path, period: str) -> list[Path]:
+    """Every regular file under <inbox>/<period>/, sub-folders included, in a stable order."""
+    root = inbox / period
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))),
+                  key=lambda p: p.relative_to(root).as_posix())
+
+
+# --- raw rows -----------------------------------------------------------------------------------
+
+def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
+    """(sheet name, Excel row number of the first row, rows) for each sheet of a file."""
+    ext = path.suffix.lower()
+    if ext in TEXT:
+        return [(path.stem, 1, _csv_rows(data))]
+    if ext in (".xlsx", ".xlsm") and data.startswith(_OLE):
+        raise FileRejected("文件设置了打开密码，无法读取；请取消密码后重新报送",
+                           "workbook is an encrypted OLE container (password-protected)")
+    if ext in (".xlsx", ".xlsm", ".ods") and not data.startswith(_ZIP):
+        raise FileRejected(f"文件扩展名是{ext}，但内容不是电子表格；请用 Excel 或 WPS 另存为 .xlsx 后重新报送",
+                           f"{ext} file is not a zip container")
+    try:
+        wb = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        out = []
+        for name in wb.sheet_names:
+            sheet = wb.get_sheet_by_name(name)
+            out.append((name, sheet.start[0] + 1 if sheet.start else 1, _bounded(sheet.iter_rows())))
+        return out
+    except FileRejected:
+        raise
+    except Exception as exc:  # calamine raises several types for broken containers
+        raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
+                           f"spreadsheet reader failed: {type(exc).__name__}: {exc}") from None
+
+
+def _bounded(rows) -> list[list]:
+    """Rows up to the last non-blank one, stopping after a long run of blank rows."""
+    out, blanks = [], 0
+    for row in rows:
+        if all(is_blank(c) for c in row):
+            blanks += 1
+            if blanks > BLANK_RUN_LIMIT:
+                break
+        else:
+            blanks = 0
+        out.append(list(row))
+    while out and all(is_blank(c) for c in out[-1]):
+        out.pop()
+    return out
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GB18030 (a superset of GBK), never a lossy guess."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):].decode("utf-8")
+    for enc in ("utf-8", "gb18030"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise FileRejected("CSV 文件的文字编码无法识别（应为 UTF-8 或 GBK）；请用 Excel 另存为 .xlsx 后重新报送",
+                       "csv is neither utf-8 nor gb18030")
+
+
+def _csv_rows(data: bytes) -> list[list]:
+    text = decode_text(data)
+    return _bounded(csv.reader(io.StringIO(text, newline="")))
+
+
+# --- recognising the form and its header ----------------------------------------------------------
+
+@dataclass
+class Layout:
+    form: Form
+    header_start: int  # index into rows
+    header_rows: int
+    columns: dict[int, Field]  # column index -> field
+    headers: dict[str, str]  # field name -> header text as sent
+
+
+def _labels(rows: list[list], r: int, two: bool) -> list[list[str]]:
+    """Candidate labels of each column for a header starting at row r (one or two rows)."""
+    top = [text_of(c) or "" for c in rows[r]]
+    if not two:
+        return [[t] for t in top]
+    bottom = [text_of(c) or "" for c in rows[r + 1]] if r + 1 < len(rows) else []
+    width = max(len(top), len(bottom))
+    filled, last = [], ""
+    for i in range(width):  # a merged parent cell is written in its first column only
+        t = top[i] if i < len(top) else ""
+        last = t or last
+        filled.append(last)
+    out = []
+    for i in range(width):
+        b = bottom[i] if i < len(bottom) else ""
+        t = top[i] if i < len(top) else ""
+        out.append([filled[i] + b, b, filled[i] + b + "人数", b + "人数"] if b else [t])
+    return out
+
+
+def _match(form: Form, labels: list[list[str]]) -> tuple[dict[int, Field], dict[str, str]]:
+    words = {w: f for f in form.fields for w in f.match_words}
+    columns, headers = {}, {}
+    for i, cands in enumerate(labels):
+        for c in cands:
+            f = words.get(normalise_header(c))
+            if f and f.name not in headers:
+                columns[i], headers[f.name] = f, c
+                break
+    return columns, headers
+
+
+def recognise(rows: list[list], forms: dict[str, Form]) -> Layout | None:
+    """The form and header of a sheet, from its content: 表号, title, then header words."""
+    head = rows[:HEAD_ROWS]
+    texts = [normalise_header(c) for row in head for c in row if not is_blank(c)]
+    hinted = set()
+    for t in texts:
+        m = _FORM_NO.search(t)
+        if m and ("表号" in t or t.upper().startswith("SG")):
+            hinted.add(f"SG-0{m.group(1)}")
+    if not hinted:
+        for form in forms.values():
+            if any(normalise_header(title) in t for title in form.titles for t in texts):
+                hinted.add(form.id)
+    candidates = [forms[f] for f in sorted(hinted) if f in forms] or list(forms.values())
+    best, best_score = None, 0
+    for form in candidates:
+        for r in range(len(head)):
+            for two in (False, True):
+                columns, headers = _match(form, _labels(rows, r, two))
+                score = len(columns) - (0.5 if two else 0)  # prefer one header row on a tie
+                if score > best_score:
+                    best, best_score = Layout(form, r, 2 if two else 1, columns, headers), score
+    if best is None or len(best.columns) < min(3, len(best.form.fields)):
+        return None
+    return best
+
+
+# --- one file ---------------------------------------------------------------------------------
+
+def _stated_period(title_rows: list[list]) -> str | None:
+    for row in title_rows:
+        for c in row:
+            t = unicodedata.normalize("NFKC", text_of(c) or "")
+            m = _STATED_LABEL.search(t) or _STATED.search(t)
+            if m:
+                y, mo = m.group(m.lastindex - 1), m.group(m.lastindex)
+                return f"{int(y):04d}-{int(mo):02d}"
+    return None
+
+
+def _sender(title_rows: list[list]) -> str | None:
+    for row in title_rows:
+        for c in row:
+            m = _SENDER.search(text_of(c) or "")
+            if m:
+                return m.group(1)
+    return None
+
+
+def _is_footer_or_total(row: list, layout: Layout) -> bool:
+    first = next((text_of(c) for c in row if not is_blank(c)), "") or ""
+    first = re.sub(r"\s+", "", first)
+    if _FOOTER.match(first):
+        return True
+    code_col = next((i for i, f in layout.columns.items() if f.name == "unit_code"), None)
+    code_blank = code_col is None or code_col >= len(row) or is_blank(row[code_col])
+    return code_blank and any(_TOTAL.match(re.sub(r"\s+", "", text_of(c) or "")) for c in row[:4])
+
+
+def _convert_row(layout: Layout, row: list, key: bytes) -> dict:
+    out = {}
+    for i, f in layout.columns.items():
+        value = row[i] if i < len(row) else None
+        typed, ok = convert(f, value)
+        if f.type == "id_number":
+            # Hash at once: the ID number itself goes no further than this function.
+            out[f.name] = pii.person_key(key, typed) if typed else None
+            valid = id_number_valid(typed) if typed else None
+            out[f"{f.name}__valid"] = valid
+            out["sex_from_id"] = id_sex(typed) if valid else None
+            out["birth_year"] = int(typed[6:10]) if valid else None
+        else:
+            out[f.name] = typed
+            if f.type == "credit_code":
+                out[f"{f.name}__valid"] = credit_code_valid(typed) if typed else None
+        out[f"{f.name}__ok"] = ok
+        out[f"{f.name}__raw"] = None if ok else ("（已隐去）" if f.personal else text_of(value))
+    return out
+
+
+def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: bytes
+              ) -> tuple[FileRecord, dict[str, list[dict]]]:
+    """Read one file: its record (always) and its rows per form (when it could be read)."""
+    rel = path.relative_to(root).as_posix()
+    data = path.read_bytes()
+    record = FileRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                        received_at=dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None),
+                        format=path.suffix.lower().lstrip(".") or "none")
+    rows_by_form: dict[str, list[dict]] = {}
+    try:
+        if not data:
+            raise FileRejected("空文件（0 字节）；请重新报送", "empty file")
+        if path.suffix.lower() not in SPREADSHEET | TEXT:
+            raise FileRejected(f"不是电子表格（{path.suffix or '无扩展名'}）；请报送 .xlsx、.xls、.ods 或 .csv 文件",
+                               f"not a spreadsheet extension: {path.suffix!r}")
+        sheets = _sheets_of(path, data)
+    except FileRejected as exc:
+        record.status, record.reason_zh, record.reason_en = "rejected", exc.zh, exc.en
+        log.warning("file rejected: %s: %s", rel, exc.en)
+        return record, rows_by_form
+
+    for name, first_row, rows in sheets:
+        sheet = SheetRecord(path=rel, sheet=name)
+        record.sheets.append(sheet)
+        if not rows:
+            sheet.status, sheet.reason_zh, sheet.reason_en = "skipped", "空工作表", "empty sheet"
+            continue
+        layout = recognise(rows, forms)
+        if layout is None:
+            sheet.status = "skipped"
+            sheet.reason_zh = "未识别出报表（SG-01 至 SG-06）：找不到表头；请使用统一模板的表头"
+            sheet.reason_en = "no form recognised"
+            continue
+        form = layout.form
+        sheet.form, sheet.header_row = form.id, first_row + layout.header_start
+        sheet.headers = layout.headers
+        title_rows = rows[:layout.header_start]
+        sheet.sender = _sender(title_rows)
+        stated = _stated_period(title_rows)
+        if stated and stated != period:
+            sheet.status = "rejected"
+            sheet.reason_zh = (f"表内填报月份为 {stated}，与报送月份 {period} 不符（可能是上月文件重复报送）；"
+                               f"请核对后重新报送")
+            sheet.reason_en = f"stated period {stated} differs from inbox period {period}"
+            log.warning("sheet rejected: %s [%s]: %s", rel, name, sheet.reason_en)
+            continue
+        missing = [f.header for f in form.required_fields if f.name not in layout.headers]
+        if missing:
+            sheet.status = "rejected"
+            sheet.reason_zh = f"识别为 {form.id} {form.name}，但缺少必填列：{'、'.join(missing)}；请按模板补齐表头"
+            sheet.reason_en = f"{form.id}: required columns missing: {missing}"
+            log.warning("sheet rejected: %s [%s]: %s", rel, name, sheet.reason_en)
+            continue
+        out = rows_by_form.setdefault(form.id, [])
+        for i in range(layout.header_start + layout.header_rows, len(rows)):
+            row = rows[i]
+            if all(is_blank(row[c]) for c in layout.columns if c < len(row)):
+                continue
+            if _is_footer_or_total(row, layout):
+                continue
+            values = _convert_row(layout, row, key)
+            values.update(_file=rel, _sheet=name, _row=first_row + i, _received_at=record.received_at)
+            out.append(values)
+            sheet.data_rows += 1
+    return record, rows_by_form
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+def _dtype(f: Field):
+    import polars as pl
+    return {"integer": pl.Int64, "number": pl.Float64, "percent": pl.Float64, "yesno": pl.Boolean,
+            "date": pl.Date, "year": pl.Int64, "multi": pl.List(pl.String)}.get(f.type, pl.String)
+
+
+def frame_schema(form: Form) -> dict:
+    """Columns of a form's month frame: meta, typed fields, and per-field reading flags."""
+    import polars as pl
+    schema = {"_file": pl.String, "_sheet": pl.String, "_row": pl.Int64, "_received_at": pl.Datetime("us")}
+    for f in form.fields:
+        schema[f.name] = _dtype(f)
+        if f.type in ("id_number", "credit_code"):
+            schema[f"{f.name}__valid"] = pl.Boolean
+        if f.type == "id_number":
+            schema["sex_from_id"] = pl.String
+            schema["birth_year"] = pl.Int64
+    for f in form.fields:
+        schema[f"{f.name}__ok"] = pl.Boolean
+        schema[f"{f.name}__raw"] = pl.String
+    return schema
+
+
+def to_frame(form: Form, rows: list[dict]):
+    """The month's rows of one form as a Polars frame; absent columns are all-missing, never 0."""
+    import polars as pl
+    schema = frame_schema(form)
+    cols = {name: [r.get(name, True if name.endswith("__ok") else None) for r in rows] for name in schema}
+    frame = pl.DataFrame(cols, schema=schema)
+    return frame.with_row_index("_row_id")

@@ -1,0 +1,72 @@
+"""What a run prints: a unit's indicators for a month, with target and gap, read from the
+published warehouse through a read-only connection (so analysts' connections are no obstacle)."""
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import duckdb
+
+from .errors import ConfigError
+
+LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def _pad(s: str, w: int, right: bool = False) -> str:
+    gap = " " * max(0, w - _width(s))
+    return gap + s if right else s + gap
+
+
+def fmt(v: float | None, unit: str | None) -> str:
+    if v is None:
+        return "—"
+    if unit in ("人", "个"):
+        return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
+    return f"{v:.2f}"
+
+
+def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
+    if not db.exists():
+        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        unit = con.execute(
+            "select code, name, level from ref.units where code = coalesce(?, (select code from ref.units "
+            "where level = 'city' order by code limit 1))", [unit_code]).fetchone()
+        if unit is None:
+            raise ConfigError(f"unit {unit_code} is not in the registry")
+        rows = con.execute(
+            """select headline, indicator_name, value, unit, target, comparison, gap, met, numerator, denominator
+               from mart.indicator_values where period = ? and unit_code = ?
+               order by headline = 0, headline, indicator_id""", [period, unit[0]]).fetchall()
+        run = con.execute(
+            """select files, files_rejected, rows_read, rows_rejected from ingest.runs where period = ?
+               order by finished_at desc limit 1""", [period]).fetchone()
+    finally:
+        con.close()
+    if not rows:
+        raise ConfigError(f"the warehouse has no figures for {period}; run `shegong run --period {period}`")
+    head = ["序号", "指标", "当前值", "目标", "差距", "状态"]
+    body = []
+    for headline, name, value, u, target, comp, gap, met, num, den in rows:
+        tgt = f"{comp}{fmt(target, u)}" if target is not None else "—"
+        status = "—" if met is None else ("达标" if met else "未达标")
+        gap_s = "—" if gap is None else ("0" if gap <= 0 else fmt(gap, u))
+        body.append([str(headline) if headline else "·", name, f"{fmt(value, u)} {u or ''}".strip(), tgt, gap_s, status])
+    widths = [max(_width(r[i]) for r in [head] + body) for i in range(len(head))]
+    lines = [f"{unit[1]}（{LEVEL_ZH[unit[2]]}，{unit[0]}）{period} 社会工作专业人才队伍建设指标"]
+    if run:
+        lines.append(f"本月文件 {run[0]} 个（无法读取 {run[1]} 个），数据行 {run[2]} 行（未通过校验 {run[3]} 行）")
+    fmt_row = lambda r: "  ".join(_pad(c, widths[i], right=i in (2, 3, 4)) for i, c in enumerate(r))
+    lines.append(fmt_row(head))
+    lines.append("  ".join("-" * w for w in widths))
+    for i, r in enumerate(body):
+        if rows[i][0] == 0 and (i == 0 or rows[i - 1][0] != 0):
+            lines.append("  规划正文中的其他指标与基数：")
+        lines.append(fmt_row(r))
+    lines.append("差距 = 目标 − 当前值（正数为尚差）；“—”表示该层级无目标或无数据。")
+    return "\n".join(lines)

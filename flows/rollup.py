@@ -1,0 +1,54 @@
+"""Rolling up: the SQL of `sql/intermediate` and `sql/marts`, in dependency order.
+
+Each file is a query named after the table it builds. A query with a `period` column builds
+that month's rows (the month's old rows are deleted first); one without is rebuilt whole.
+A sibling `.toml` holds the table's and columns' comments for analysts.
+"""
+from __future__ import annotations
+
+import tomllib
+
+import duckdb
+
+from .config import SQL
+from .load import literal
+
+ORDER = (
+    "intermediate/units",
+    "intermediate/unit_closure",
+    "intermediate/talent_assignments",
+    "intermediate/unit_facts",
+    "intermediate/unit_rollup",
+    "marts/indicator_values",
+)
+
+
+def table_name(step: str) -> str:
+    folder, name = step.split("/")
+    return f"{'mart' if folder == 'marts' else folder}.{name}"
+
+
+def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str) -> None:
+    con.execute("set variable period = ?", [period])
+    con.execute("set variable community_rule = ?", [community_rule])
+    for step in ORDER:
+        table = table_name(step)
+        query = (SQL / f"{step}.sql").read_text(encoding="utf-8")
+        columns = [d[0] for d in con.execute(f"describe {query}").fetchall()]
+        if "period" not in columns:
+            con.execute(f"create or replace table {table} as {query}")
+        else:
+            con.execute(f"create table if not exists {table} as select * from ({query}) limit 0")
+            con.execute(f"delete from {table} where period = ?", [period])
+            con.execute(f"insert into {table} by name {query}")
+        _comment(con, step, table)
+
+
+def _comment(con, step: str, table: str) -> None:
+    doc = SQL / f"{step}.toml"
+    if not doc.exists():
+        return
+    meta = tomllib.loads(doc.read_text(encoding="utf-8"))
+    con.execute(f"comment on table {table} is {literal(meta['table'])}")
+    for col, text in meta.get("columns", {}).items():
+        con.execute(f'comment on column {table}."{col}" is {literal(text)}')

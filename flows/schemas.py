@@ -1,0 +1,128 @@
+"""The form contracts of `schemas/`: loaded once, used by reading, validation and loading."""
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+TYPES = {"code", "text", "integer", "number", "percent", "yesno", "date", "year",
+         "enum", "multi", "id_number", "credit_code", "personal"}
+RULES = {"le", "required_when", "min_when"}
+
+# Unit words that offices append to a header, e.g. 户籍人口（人）. Stripped before matching,
+# on both sides, so the canonical header and every variant meet in one normal form.
+_UNIT_SUFFIX = re.compile(r"[(（]\s*(人|个|名|人次|户|支|家|所|万元|元|小时|学时|%|％|‰)\s*[)）]$")
+
+
+def normalise_header(text: object) -> str:
+    """Fold a header cell to the form it is matched in: NFKC, no spaces or breaks, no unit suffix."""
+    if text is None:
+        return ""
+    s = unicodedata.normalize("NFKC", str(text))
+    s = re.sub(r"\s+", "", s)
+    s = s.replace("（", "(").replace("）", ")")
+    prev = None
+    while prev != s:
+        prev, s = s, _UNIT_SUFFIX.sub("", s)
+    return s
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    header: str
+    type: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+    values: tuple = ()
+    comment: str = ""
+
+    @property
+    def personal(self) -> bool:
+        return self.type in ("personal", "id_number")
+
+    @property
+    def match_words(self) -> set[str]:
+        return {normalise_header(w) for w in (self.header, *self.aliases)}
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    field: str
+    other: str | None = None
+    when_field: str | None = None
+    when_in: tuple = ()
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class Form:
+    id: str
+    table: str
+    name: str
+    titles: tuple[str, ...]
+    unit_levels: tuple[str, ...]
+    key: tuple[str, ...]
+    fields: tuple[Field, ...]
+    rules: tuple[Rule, ...] = ()
+    roster: bool = False
+    path: Path | None = field(default=None, compare=False)
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def required_fields(self) -> list[Field]:
+        return [f for f in self.fields if f.required]
+
+
+def load_form(path: Path) -> Form:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read form schema {path}: {exc}") from exc
+    fields = []
+    for f in raw.get("fields", []):
+        if f.get("type") not in TYPES:
+            raise ConfigError(f"{path}: field {f.get('name')!r} has unknown type {f.get('type')!r}; "
+                              f"use one of {sorted(TYPES)}")
+        fields.append(Field(name=f["name"], header=f["header"], type=f["type"],
+                            required=bool(f.get("required", False)),
+                            aliases=tuple(f.get("aliases", ())), values=tuple(f.get("values", ())),
+                            comment=f.get("comment", "")))
+    names = {f.name for f in fields}
+    rules = []
+    for r in raw.get("rules", []):
+        if r.get("kind") not in RULES:
+            raise ConfigError(f"{path}: rule kind {r.get('kind')!r} unknown; use one of {sorted(RULES)}")
+        for ref in (r.get("field"), r.get("other"), r.get("when_field")):
+            if ref is not None and ref not in names:
+                raise ConfigError(f"{path}: rule {r} names field {ref!r}, which the form does not have")
+        rules.append(Rule(kind=r["kind"], field=r["field"], other=r.get("other"),
+                          when_field=r.get("when_field"), when_in=tuple(r.get("when_in", ())),
+                          min=r.get("min")))
+    for k in ("id", "table", "name", "titles", "unit_levels", "key"):
+        if k not in raw:
+            raise ConfigError(f"{path}: missing top-level key {k!r}")
+    return Form(id=raw["id"], table=raw["table"], name=raw["name"], titles=tuple(raw["titles"]),
+                unit_levels=tuple(raw["unit_levels"]), key=tuple(raw["key"]), fields=tuple(fields),
+                rules=tuple(rules), roster=bool(raw.get("roster", False)), path=path)
+
+
+def load_forms(folder: Path) -> dict[str, Form]:
+    """Every `*.toml` of the folder, by form id ('SG-01', ...)."""
+    forms = {}
+    for p in sorted(folder.glob("*.toml")):
+        form = load_form(p)
+        forms[form.id] = form
+    if not forms:
+        raise ConfigError(f"no form schemas (*.toml) in {folder}")
+    return forms

@@ -1,0 +1,225 @@
+"""Validation: a Great Expectations suite per form, generated from its schema, run once per
+form over all of the month's rows. Failures become rows with a message for the sender; rows
+with an error are kept out of the roll-up, and the run goes on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import polars as pl
+
+from .schemas import Field, Form, Rule
+
+log = logging.getLogger("shegong")
+
+LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
+TYPE_ZH = {
+    "code": "12位数字代码（请把该列设为文本格式后填写）",
+    "integer": "不小于0的整数",
+    "number": "数字",
+    "percent": "0 到 100 之间的百分数",
+    "yesno": "“是”或“否”",
+    "date": "日期（如 2021-03-01）",
+    "year": "年份（如 2021）",
+    "id_number": "18位公民身份号码（请把该列设为文本格式后填写）",
+    "credit_code": "18位统一社会信用代码",
+    "text": "文字", "enum": "文字", "personal": "文字",
+}
+FAILURE_SCHEMA = {
+    "form": pl.String, "path": pl.String, "sheet": pl.String, "excel_row": pl.Int64,
+    "field": pl.String, "column_header": pl.String, "value": pl.String, "rule": pl.String,
+    "severity": pl.String, "message_zh": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation of a suite, with what a failure of it means for the sender."""
+    expectation: object
+    rule: str
+    field: str
+    severity: str
+    message: str  # with {header}, {value} and, for pair rules, {other_header}, {other_value}
+    other: str | None = None
+
+
+def _gx():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    # This GX module pins its own logger at INFO and announces a temporary docs folder on every
+    # context: not news for anyone running the month.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    return gx
+
+
+_CONTEXT = None
+
+
+def context():
+    """One ephemeral GX context per process: suites and assets are cheap to reuse across months."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+        _CONTEXT = gx.get_context(mode="ephemeral")
+        _CONTEXT.variables.progress_bars = ProgressBarsConfig(globally=False)
+        _CONTEXT.data_sources.add_pandas("months")
+    return _CONTEXT
+
+
+def checks_for(form: Form, units: dict[str, tuple[str, str]]) -> list[Check]:
+    """The expectations of a form, generated from its schema and the registry."""
+    gx = _gx()
+    E = gx.expectations
+    from great_expectations.expectations.row_conditions import Column
+    out: list[Check] = []
+    for f in form.fields:
+        out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__ok", value_set=[True]),
+                         "type", f.name, "error", _type_message(f)))
+        if f.required:
+            out.append(Check(E.ExpectColumnValuesToNotBeNull(column=f.name), "required", f.name, "error",
+                             "「{header}」为必填项，不能为空"))
+        if f.name == "unit_code":
+            codes = sorted(c for c, (_, level) in units.items() if level in form.unit_levels)
+            levels = "或".join(LEVEL_ZH[lv] for lv in form.unit_levels)
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column=f.name, value_set=codes), "registry",
+                             f.name, "error",
+                             f"「{{header}}」{{value}} 不是区划登记册中的{levels}代码；请填写12位统计用区划代码"))
+        elif f.type in ("integer", "number"):
+            out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, min_value=0), "range", f.name,
+                             "error", "「{header}」为 {value}，不能小于 0"))
+        elif f.type == "percent":
+            out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, min_value=0, max_value=100),
+                             "range", f.name, "error", "「{header}」为 {value}，应在 0 到 100 之间"))
+        elif f.type == "enum":
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.values)), "enum",
+                             f.name, "error", "「{header}」为「{value}」，应为以下之一：" + "、".join(f.values)))
+        elif f.type == "id_number":
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__valid", value_set=[True]),
+                             "check_digit", f.name, "error",
+                             "「{header}」不是有效的公民身份号码（出生日期或校验位不对）；请核对（号码不在此显示）"))
+        elif f.type == "credit_code":
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__valid", value_set=[True]),
+                             "check_digit", f.name, "error",
+                             "「{header}」{value} 不是有效的统一社会信用代码（校验码不对）；请核对"))
+        if f.name == "unit_name":
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column="unit_name__registry", value_set=[True]),
+                             "registry_name", f.name, "warning",
+                             "「{header}」「{value}」与登记册中该代码的名称不一致；请核对代码和名称"))
+    for r in form.rules:
+        out.append(_rule_check(E, Column, form, r))
+    return out
+
+
+def _type_message(f: Field) -> str:
+    if f.type == "multi":
+        return "「{header}」的值「{value}」无法识别，应为以下领域中的一个或多个（用“、”分隔）：" + "、".join(f.values)
+    return "「{header}」的值「{value}」无法识别，应为" + TYPE_ZH[f.type]
+
+
+def _rule_check(E, Column, form: Form, r: Rule) -> Check:
+    if r.kind == "le":
+        return Check(E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=r.other, column_B=r.field, or_equal=True, ignore_row_if="either_value_is_missing"),
+            "le", r.field, "error", "「{header}」（{value}）不能大于「{other_header}」（{other_value}）", r.other)
+    when = "、".join("是" if v is True else "否" if v is False else str(v) for v in r.when_in)
+    cond = Column(r.when_field).is_in(list(r.when_in))
+    if r.kind == "required_when":
+        return Check(E.ExpectColumnValuesToNotBeNull(column=r.field, row_condition=cond),
+                     "required_when", r.field, "error",
+                     f"「{{header}}」在「{{other_header}}」为“{when}”时必须填写", r.when_field)
+    if r.kind == "min_when":
+        return Check(E.ExpectColumnValuesToBeBetween(column=r.field, min_value=r.min, row_condition=cond),
+                     "min_when", r.field, "error",
+                     f"「{{header}}」为 {{value}}；「{{other_header}}」为“{when}”时应不少于 {r.min:g}", r.when_field)
+    raise ValueError(r.kind)
+
+
+def _display(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, list):
+        return "、".join(v)
+    return str(v)
+
+
+def validate(form: Form, frame: pl.DataFrame, units: dict[str, tuple[str, str]],
+             headers: dict[tuple[str, str], dict[str, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Run the form's suite over the month's frame: (frame with `accepted`, failures)."""
+    if frame.height == 0:
+        return frame.with_columns(accepted=pl.lit(True)), pl.DataFrame(schema=FAILURE_SCHEMA)
+    if "unit_name" in frame.columns:
+        names = {c: n for c, (n, _) in units.items()}
+        frame = frame.with_columns(unit_name__registry=pl.struct("unit_code", "unit_name").map_elements(
+            lambda s: None if s["unit_name"] is None or s["unit_code"] not in names
+            else _same_name(s["unit_name"], names[s["unit_code"]]), return_dtype=pl.Boolean))
+    checks = checks_for(form, units)
+    gx = _gx()
+    ctx = context()
+    suite = gx.ExpectationSuite(name=f"{form.table}")
+    for c in checks:
+        suite.add_expectation(c.expectation)
+    ds = ctx.data_sources.get("months")
+    try:
+        asset = ds.get_asset(form.table)
+    except LookupError:
+        asset = ds.add_dataframe_asset(name=form.table)
+    try:
+        batch_def = asset.get_batch_definition("month")
+    except (KeyError, LookupError, ValueError):
+        batch_def = asset.add_batch_definition_whole_dataframe("month")
+    gx_frame = frame.drop([c for c in frame.columns if frame.schema[c] == pl.List(pl.String)]).to_pandas()
+    batch = batch_def.get_batch(batch_parameters={"dataframe": gx_frame})
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE",
+                                                  "unexpected_index_column_names": ["_row_id"],
+                                                  "return_unexpected_index_query": False})
+    by_id = {row["_row_id"]: row for row in frame.iter_rows(named=True)}
+    failures = []
+    for check, res in zip(checks, result.results):
+        if res.success:
+            continue
+        if res.exception_info and res.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {check.rule} on {form.id}.{check.field} failed to run: "
+                               f"{res.exception_info.get('exception_message')}")
+        for item in res.result.get("unexpected_index_list") or []:
+            row = by_id[int(item["_row_id"])]
+            failures.append(_failure(form, check, row, headers))
+    fail = pl.DataFrame(failures, schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32}, orient="row") if failures \
+        else pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
+    bad = set(fail.filter(pl.col("severity") == "error")["_row_id"].to_list())
+    frame = frame.with_columns(accepted=~pl.col("_row_id").is_in(list(bad)))
+    if failures:
+        log.info("%s: %d of %d rows rejected, %d failures", form.id, len(bad), frame.height, len(failures))
+    return frame, fail.drop("_row_id")
+
+
+def _same_name(sent: str, registered: str) -> bool:
+    # Offices drop the committee suffix (东方红社区 for 东方红社区居民委员会): that is the same name.
+    short = registered.removesuffix("居民委员会").removesuffix("村民委员会")
+    return sent.replace(" ", "") in (registered, short, short + "居委会", short + "村委会")
+
+
+def _failure(form: Form, check: Check, row: dict, headers) -> tuple:
+    sheet_headers = headers.get((row["_file"], row["_sheet"]), {})
+    header = sheet_headers.get(check.field, form.field(check.field).header)
+    f = form.field(check.field)
+    if check.rule == "type":
+        value = row.get(f"{check.field}__raw") or ""
+    elif f.personal:
+        value = "（已隐去）"
+    else:
+        value = _display(row.get(check.field))
+    other_header = other_value = ""
+    if check.other:
+        other_header = sheet_headers.get(check.other, form.field(check.other).header)
+        other_value = _display(row.get(check.other))
+    body = check.message.format(header=header, value=value, other_header=other_header, other_value=other_value)
+    message = f"文件「{row['_file']}」工作表「{row['_sheet']}」第 {row['_row']} 行：{body}"
+    return (form.id, row["_file"], row["_sheet"], row["_row"], check.field, header, value, check.rule,
+            check.severity, message, row["_row_id"])

@@ -1,0 +1,210 @@
+"""Cell values as offices type them, converted to the types of the form schemas.
+
+Every converter returns `(value, ok)`: `value` is None for a blank cell (blank is "not
+reported", never 0), and `ok` is False when a non-blank cell could not be understood.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+from .schemas import Field
+
+_BLANK = {"", "-", "—", "/", "\\", "无数据"}
+_EXCEL_ERRORS = {"#DIV/0!", "#N/A", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!"}
+_YES = {"是", "有", "√", "✓", "✔", "Y", "YES", "TRUE", "1", "对"}
+_NO = {"否", "无", "×", "✗", "N", "NO", "FALSE", "0"}
+# Units offices write after a count: 12人, 3个, 1,234人次.
+_COUNT_SUFFIX = re.compile(r"(人次|人|个|名|户|支|家|所|次|小时|学时|万元|元)$")
+_MULTI_SEP = re.compile(r"[、,，;；/／\s]+")
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
+def text_of(value: object) -> str | None:
+    """The cell as the sender sees it, or None when blank. Integral floats lose their '.0'."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    s = str(value).strip()
+    return None if s == "" else s
+
+
+def _fold(s: str) -> str:
+    """Full-width digits and letters to ASCII, no spaces."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", s))
+
+
+def is_blank(value: object) -> bool:
+    t = text_of(value)
+    return t is None or _fold(t) in _BLANK
+
+
+def to_code(value: object):
+    if isinstance(value, float):
+        # A code Excel stored as a number is exact while it has at most 15 digits.
+        return (str(int(value)), True) if value.is_integer() and 0 < value < 1e15 else (None, False)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value), True
+    s = _fold(str(value))
+    return (s, True) if s.isdigit() else (None, False)
+
+
+def to_text(value: object):
+    return text_of(value), True
+
+
+def _number_text(value: object) -> str | None:
+    s = _fold(str(value)).replace(",", "")
+    s = _COUNT_SUFFIX.sub("", s)
+    return s or None
+
+
+def to_integer(value: object):
+    if isinstance(value, bool):
+        return None, False
+    if isinstance(value, int):
+        return value, True
+    if isinstance(value, float):
+        return (int(value), True) if value.is_integer() else (None, False)
+    s = _number_text(value)
+    if s and re.fullmatch(r"-?\d+(\.0+)?", s):
+        return int(float(s)), True
+    return None, False
+
+
+def to_number(value: object):
+    if isinstance(value, bool):
+        return None, False
+    if isinstance(value, (int, float)):
+        return float(value), True
+    s = _number_text(value)
+    if s and s.endswith(("%", "％")):
+        s = s[:-1]
+    try:
+        return float(s), True
+    except (TypeError, ValueError):
+        return None, False
+
+
+def to_yesno(value: object):
+    if isinstance(value, bool):
+        return value, True
+    s = _fold(text_of(value) or "").upper()
+    if s in _YES:
+        return True, True
+    if s in _NO:
+        return False, True
+    return None, False
+
+
+def to_date(value: object):
+    if isinstance(value, dt.datetime):
+        return value.date(), True
+    if isinstance(value, dt.date):
+        return value, True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # An Excel serial date that the reader did not convert (a cell without date format).
+        if 1 <= value < 80000:
+            return _EXCEL_EPOCH + dt.timedelta(days=int(value)), True
+        return None, False
+    s = _fold(str(value))
+    m = (re.fullmatch(r"(\d{4})[-/.年](\d{1,2})(?:[-/.月](\d{1,2})日?|月)?", s)
+         or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", s))
+    if not m:
+        return None, False
+    y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+    try:
+        return dt.date(y, mo, d), True
+    except ValueError:
+        return None, False
+
+
+def to_year(value: object):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.year, True
+    n, ok = to_integer(re.sub(r"年$", "", _fold(str(value))) if isinstance(value, str) else value)
+    if ok and 1949 <= n <= 2100:
+        return n, True
+    return None, False
+
+
+def to_enum(value: object):
+    return _fold(text_of(value) or ""), True
+
+
+def to_multi(value: object, allowed: tuple):
+    items = [p for p in _MULTI_SEP.split(_fold(text_of(value) or "")) if p]
+    if not items or any(i not in allowed for i in items):
+        return None, False
+    return sorted(set(items), key=allowed.index), True
+
+
+def to_upper_code(value: object):
+    """ID numbers and credit codes: text, upper case, no spaces. A number lost its digits."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None, False
+    return _fold(str(value)).upper(), True
+
+
+def to_present(value: object):
+    """Personal fields other than the ID number: only whether they were filled in survives."""
+    return "已填", True
+
+
+CONVERTERS = {
+    "code": to_code, "text": to_text, "integer": to_integer, "number": to_number,
+    "percent": to_number, "yesno": to_yesno, "date": to_date, "year": to_year, "enum": to_enum,
+    "id_number": to_upper_code, "credit_code": to_upper_code, "personal": to_present,
+}
+
+
+def convert(field: Field, value: object):
+    """(typed value or None, understood?) for one cell of a field."""
+    if is_blank(value):
+        return None, True
+    if isinstance(value, str) and _fold(value) in _EXCEL_ERRORS:
+        return None, False
+    if field.type == "multi":
+        return to_multi(value, field.values)
+    return CONVERTERS[field.type](value)
+
+
+# --- check digits -----------------------------------------------------------------------------
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def id_number_valid(s: str | None) -> bool:
+    """GB 11643-1999: 17 digits, a real birth date, and the ISO 7064 MOD 11-2 check character."""
+    if not s or not re.fullmatch(r"\d{17}[\dX]", s):
+        return False
+    try:
+        dt.date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
+    except ValueError:
+        return False
+    total = sum(int(c) * w for c, w in zip(s[:17], _ID_WEIGHTS))
+    return _ID_CHECK[total % 11] == s[17]
+
+
+def id_sex(s: str) -> str:
+    """Sex from the 17th character: odd is male."""
+    return "男" if int(s[16]) % 2 else "女"
+
+
+_CREDIT_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_valid(s: str | None) -> bool:
+    """GB 32100-2015: 18 characters of the code set, the last a MOD 31 check character."""
+    if not s or len(s) != 18 or any(c not in _CREDIT_CHARS for c in s):
+        return False
+    total = sum(_CREDIT_CHARS.index(c) * w for c, w in zip(s[:17], _CREDIT_WEIGHTS))
+    return _CREDIT_CHARS[(31 - total % 31) % 31] == s[17]

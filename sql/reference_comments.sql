@@ -1,0 +1,28 @@
+-- Comments of the reference tables, which are replaced from data/ on every run.
+comment on table ref.units is 'The org-unit tree (data/registry/units.csv): NBS statistical division codes | 区划登记册';
+comment on column ref.units.code is '12-digit statistical division code | 统计用区划代码';
+comment on column ref.units.name is 'Official name | 名称';
+comment on column ref.units.level is 'city, county, township or village | 层级';
+comment on column ref.units.parent_code is 'Code of the parent unit | 上级代码';
+comment on column ref.units.urban_rural_code is 'NBS urban-rural code, villages only (1xx urban, 2xx rural) | 城乡分类代码';
+comment on table ref.population is 'Reference registered population of the city and counties (data/registry/population.csv) | 户籍人口参考数';
+comment on column ref.population.code is 'Unit code | 区划代码';
+comment on column ref.population.name is 'Unit name | 名称';
+comment on column ref.population.year is 'Reference year (end of year) | 年份';
+comment on column ref.population.registered_population is 'Registered (hukou) population | 户籍人口';
+comment on table ref.indicators is 'The plan''s indicators as data (data/plan/indicators.toml) | 规划指标定义';
+comment on column ref.indicators.id is 'Stable indicator id | 指标编号';
+comment on column ref.indicators.headline is 'Position in the plan''s table of ten main indicators; 0 = further figure | 主要指标序号';
+comment on column ref.indicators.name_zh is 'Name in the plan''s words | 指标名称';
+comment on column ref.indicators.name_en is 'English name | English name';
+comment on column ref.indicators.definition is 'How it is counted | 计算口径';
+comment on column ref.indicators.numerator is 'Numerator: a column of intermediate.unit_rollup | 分子';
+comment on column ref.indicators.denominator is 'Denominator: a column of intermediate.unit_rollup, or none | 分母';
+comment on column ref.indicators.scale is 'Multiplier: 100 for percent, 1000 for per mille | 倍数';
+comment on column ref.indicators.unit is 'Unit of the value | 单位';
+comment on column ref.indicators.target is 'Target value | 目标值';
+comment on column ref.indicators.comparison is '>= (at least) or <= (at most) | 比较方式';
+comment on column ref.indicators.target_type is '约束性 (binding) or 预期性 (expected) | 指标类型';
+comment on column ref.indicators.deadline is 'Date by which the target is due | 完成期限';
+comment on column ref.indicators.levels is 'Levels where the indicator is computed | 计算层级';
+comment on column ref.indicators.target_levels is 'Levels where the target applies | 目标适用层级';
