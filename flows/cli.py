@@ -39,6 +39,7 @@ def cmd_run(args) -> int:
         months = _months(check_period(args.start), check_period(args.end))
     else:
         raise ShegongError("give --period YYYY-MM, or --from YYYY-MM --to YYYY-MM")
+    _preflight(Path(args.inbox), Path(args.db))
     for period in months:
         s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
         print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
@@ -47,6 +48,20 @@ def cmd_run(args) -> int:
         print()
         print(indicator_table(Path(args.db), months[0]))
     return 0
+
+
+def _preflight(inbox: Path, db: Path) -> None:
+    """What would stop a run, checked before the flow starts, so the operator gets one clear
+    line instead of a flow run's traceback."""
+    from .config import load_settings
+    from .pii import load_key
+    from .publish import run_lock
+    load_settings()
+    load_key()
+    if not inbox.is_dir():
+        raise ShegongError(f"inbox {inbox} does not exist; pass --inbox DIR (files go in DIR/YYYY-MM/)")
+    with run_lock(db):
+        pass
 
 
 def cmd_show(args) -> int:
@@ -59,9 +74,10 @@ def cmd_sample(args) -> int:
     from .config import load_settings
     from .sample import generate_sample
     s = load_settings()
-    summary = generate_sample(Path(args.inbox), s.units_csv, s.population_csv, seed=args.seed,
-                              start=args.start, end=args.end)
-    months = summary.get("months") or summary
+    inbox = Path(args.inbox)
+    generate_sample(inbox, s.units_csv, s.population_csv, seed=args.seed, start=args.start, end=args.end)
+    # `make demo` regenerates a sample that was interrupted half-way: the marker comes last.
+    (inbox / ".sample-complete").write_text(f"{args.start} {args.end} {args.seed}\n")
     print(f"样例数据已写入 {args.inbox}（{args.start} 至 {args.end}，种子 {args.seed}）")
     return 0
 

@@ -125,7 +125,8 @@ def _rule_check(E, Column, form: Form, r: Rule) -> Check:
             column_A=r.other, column_B=r.field, or_equal=True, ignore_row_if="either_value_is_missing"),
             "le", r.field, "error", "「{header}」（{value}）不能大于「{other_header}」（{other_value}）", r.other)
     when = "、".join("是" if v is True else "否" if v is False else str(v) for v in r.when_in)
-    cond = Column(r.when_field).is_in(list(r.when_in))
+    # GX's IN takes no booleans; a single value is an equality.
+    cond = (Column(r.when_field) == r.when_in[0]) if len(r.when_in) == 1 else Column(r.when_field).is_in(list(r.when_in))
     if r.kind == "required_when":
         return Check(E.ExpectColumnValuesToNotBeNull(column=r.field, row_condition=cond),
                      "required_when", r.field, "error",
@@ -163,7 +164,9 @@ def validate(form: Form, frame: pl.DataFrame, units: dict[str, tuple[str, str]],
     gx = _gx()
     ctx = context()
     suite = gx.ExpectationSuite(name=f"{form.table}")
-    for c in checks:
+    for i, c in enumerate(checks):
+        # Results do not come back in the suite's order: each carries its check's index.
+        c.expectation.meta = {"check": i}
         suite.add_expectation(c.expectation)
     ds = ctx.data_sources.get("months")
     try:
@@ -181,7 +184,8 @@ def validate(form: Form, frame: pl.DataFrame, units: dict[str, tuple[str, str]],
                                                   "return_unexpected_index_query": False})
     by_id = {row["_row_id"]: row for row in frame.iter_rows(named=True)}
     failures = []
-    for check, res in zip(checks, result.results):
+    for res in result.results:
+        check = checks[res.expectation_config.meta["check"]]
         if res.success:
             continue
         if res.exception_info and res.exception_info.get("raised_exception"):

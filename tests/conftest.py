@@ -1,0 +1,51 @@
+"""Shared fixtures: a fixed hashing key, Prefect's test harness, and the fixture month rolled up once."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["SHEGONG_ID_KEY"] = "test-key-" + "0123456789abcdef" * 3
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+INBOX = FIXTURES / "inbox"
+PERIOD = "2024-03"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_harness():
+    """A throwaway Prefect API for the whole session (the real engine, a temporary database)."""
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def month_db(tmp_path_factory) -> Path:
+    """The fixture month (tests/fixtures/inbox/2024-03) rolled up once into a fresh warehouse."""
+    from flows.monthly import monthly_rollup
+    inbox = tmp_path_factory.mktemp("inbox")
+    shutil.copytree(INBOX, inbox, dirs_exist_ok=True)
+    db = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    return db
+
+
+@pytest.fixture
+def con(month_db):
+    import duckdb
+    c = duckdb.connect(str(month_db), read_only=True)
+    yield c
+    c.close()
+
+
+def value_of(con, unit: str, indicator: str, period: str = PERIOD):
+    row = con.execute("select value, numerator, denominator, target, met from mart.indicator_values "
+                      "where period = ? and unit_code = ? and indicator_id = ?", [period, unit, indicator]).fetchone()
+    assert row is not None, f"no row for {unit} {indicator}"
+    return row

@@ -1,0 +1,61 @@
+"""The `shegong` command as the bureau runs it: a separate process, its own Prefect server."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import INBOX
+
+SHEGONG = Path(sys.executable).parent / "shegong"
+
+
+def run(*args, env=None, cwd=None):
+    env = {k: v for k, v in (env or os.environ).items() if not k.startswith("PREFECT_API")}
+    return subprocess.run([str(SHEGONG), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_run_prints_the_city_table_quietly(tmp_path):
+    shutil.copytree(INBOX, tmp_path / "inbox")
+    p = run("run", "--period", "2024-03", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "w.duckdb"))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "2024-03: 文件 9 个（无法读取 2），数据行 32 行（未通过校验 4）"
+    assert lines[2] == "攀枝花市（市，510400000000）2024-03 社会工作专业人才队伍建设指标"
+    talent = next(line for line in lines if "社会工作专业人才队伍总量" in line).split()
+    assert talent == ["1", "社会工作专业人才队伍总量", "9", "人", ">=2,100", "2,091", "未达标"]
+    assert "Traceback" not in p.stderr and "ERROR" not in p.stderr
+    # The rejected files are reported to us in English, once each.
+    assert sorted(line.split("WARNING shegong: ")[1] for line in p.stderr.splitlines() if "WARNING" in line) == [
+        "file rejected: 东区/照片.jpg: not a spreadsheet extension: '.jpg'",
+        "file rejected: 东区/说明.xlsx: .xlsx file is not a zip container",
+        "sheet rejected: 东区/上月报表.xlsx [村社区月报]: stated period 2024-02 differs from inbox period 2024-03",
+    ]
+
+
+def test_run_without_a_key_says_how_to_make_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SHEGONG_ID_KEY"}
+    env["SHEGONG_ID_KEY_FILE"] = str(tmp_path / "absent.key")
+    p = run("run", "--period", "2024-03", "--inbox", str(INBOX), "--db", str(tmp_path / "w.duckdb"), env=env)
+    assert p.returncode == 1
+    assert p.stderr.strip() == (f"shegong: no key for hashing ID numbers: {tmp_path / 'absent.key'} does not exist "
+                                f"and SHEGONG_ID_KEY is not set. Create one with `shegong keygen` (and keep it: the "
+                                f"same person hashes the same only under the same key).")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_bad_period_is_refused():
+    p = run("run", "--period", "2024-13")
+    assert p.returncode == 1
+    assert p.stderr.strip() == "shegong: period '2024-13' is not a month; write it as YYYY-MM, e.g. 2025-06"
+
+
+def test_keygen_makes_an_owner_only_key_once(tmp_path):
+    key = tmp_path / "k" / "id.key"
+    first = run("keygen", "--file", str(key))
+    assert first.returncode == 0 and oct(key.stat().st_mode & 0o777) == "0o600"
+    content = key.read_text()
+    assert run("keygen", "--file", str(key)).stdout.startswith("kept existing")
+    assert key.read_text() == content and len(content.strip()) == 64

@@ -1,0 +1,134 @@
+"""Reading the fixture files: forms recognised from content, headers found, values converted."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conftest import INBOX, PERIOD
+from flows import pii
+from flows.config import SCHEMAS
+from flows.read import decode_text, discover, read_file
+from flows.schemas import load_forms, normalise_header
+from flows.values import convert, credit_code_valid, id_number_valid
+from flows.schemas import Field
+
+FORMS = load_forms(SCHEMAS)
+ROOT = INBOX / PERIOD
+
+
+def read(rel: str):
+    return read_file(ROOT / rel, ROOT, PERIOD, FORMS, pii.load_key())
+
+
+def test_discover_finds_every_file_in_subfolders():
+    assert [p.relative_to(ROOT).as_posix() for p in discover(INBOX, PERIOD)] == [
+        "东区/上月报表.xlsx", "东区/东区民政局3月.xlsx", "东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx",
+        "东区/照片.jpg", "东区/说明.xlsx", "市本级/市级机构.csv", "市本级/市综合.csv", "米易县/SG-02台账.csv",
+        "米易县/攀莲镇2024年3月社工报表.xls"]
+
+
+def test_xlsx_with_title_rows_total_row_and_footer():
+    record, rows = read("东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx")
+    assert record.status == "read" and len(record.sha256) == 64
+    sheets = {s.sheet: (s.form, s.header_row, s.data_rows, s.sender) for s in record.sheets}
+    assert sheets == {"村社区月报": ("SG-01", 4, 4, "大渡口街道"), "人才台账": ("SG-02", 3, 8, "大渡口街道"),
+                      "社工站": ("SG-03", 3, 1, "大渡口街道")}
+    sg01 = rows["SG-01"]
+    # The 合计 row and the footer (with a name and a phone number) are not data.
+    assert [r["unit_code"] for r in sg01] == ["510402001002", "510402001004", "510402001005", "510402001006"]
+    assert [r["_row"] for r in sg01] == [5, 6, 7, 8]
+    assert sg01[2]["registered_population"] == 3000  # "３０００人"
+    assert sg01[2]["community_workers_certified"] is None  # blank stays missing
+    assert sg01[0]["has_social_work_room"] is True and sg01[1]["has_social_work_room"] is False
+
+
+def test_roster_holds_no_personal_data_after_reading():
+    _, rows = read("东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx")
+    r = rows["SG-02"][0]
+    assert r["name"] == "已填" and r["phone"] == "已填"
+    assert len(r["id_number"]) == 32 and r["id_number__valid"] is True
+    assert r["sex_from_id"] == "男" and r["birth_year"] == 1985
+    assert r["service_fields"] == ["老年", "社区治理"]
+    assert rows["SG-02"][6]["service_fields"] == ["老年", "未成年人"]  # "老年/未成年人"
+    assert rows["SG-02"][6]["registration_start"] == dt.date(2024, 1, 1)  # "2024/1/1"
+
+
+def test_xls_with_code_stored_as_number_and_numbers_as_text():
+    record, rows = read("米易县/攀莲镇2024年3月社工报表.xls")
+    assert record.format == "xls" and [s.form for s in record.sheets] == ["SG-01", "SG-03"]
+    third = rows["SG-01"][2]
+    assert third["unit_code"] == "510421100201"  # stored as a number by the sender's Excel
+    assert third["registered_population"] == 1200 and third["community_workers"] == 3  # "1,200", "3人"
+    assert rows["SG-03"][0]["station_in_service"] is False and rows["SG-03"][0]["station_opened"] is None
+
+
+def test_gbk_csv_is_decoded_not_mangled():
+    record, rows = read("米易县/SG-02台账.csv")
+    assert record.sheets[0].form == "SG-02" and record.sheets[0].data_rows == 4
+    assert rows["SG-02"][2]["registration_start"] == dt.date(2021, 9, 1)  # "2021年9月"
+    assert rows["SG-02"][1]["certificate_level"] == "助理社会工作师"
+
+
+def test_utf8_bom_csv_without_title():
+    record, rows = read("市本级/市综合.csv")
+    assert record.sheets[0].form == "SG-06" and record.sheets[0].header_row == 1
+    assert rows["SG-06"][0]["province_pass_rate_pct"] == 20.5
+
+
+@pytest.mark.parametrize("rel, zh", [
+    ("东区/说明.xlsx", "文件扩展名是.xlsx，但内容不是电子表格；请用 Excel 或 WPS 另存为 .xlsx 后重新报送"),
+    ("东区/照片.jpg", "不是电子表格（.jpg）；请报送 .xlsx、.xls、.ods 或 .csv 文件"),
+])
+def test_unreadable_files_are_recorded_with_the_reason(rel, zh):
+    record, rows = read(rel)
+    assert (record.status, record.reason_zh, rows) == ("rejected", zh, {})
+    assert record.size_bytes > 0 and len(record.sha256) == 64
+
+
+def test_sheet_stating_another_month_is_refused():
+    record, rows = read("东区/上月报表.xlsx")
+    sheet = record.sheets[0]
+    assert (sheet.form, sheet.status) == ("SG-01", "rejected")
+    assert sheet.reason_zh == "表内填报月份为 2024-02，与报送月份 2024-03 不符（可能是上月文件重复报送）；请核对后重新报送"
+    assert rows == {}
+
+
+def test_decode_text_encodings():
+    text = "村（社区）代码,户籍人口"
+    assert decode_text(text.encode("gbk")) == text
+    assert decode_text(text.encode("gb18030")) == text
+    assert decode_text(b"\xef\xbb\xbf" + text.encode()) == text
+    assert decode_text(text.encode()) == text
+
+
+@pytest.mark.parametrize("raw, norm", [
+    ("户籍人口（人）", "户籍人口"), ("村(社区)代码", "村(社区)代码"), ("村（社区）\n代码", "村(社区)代码"),
+    (" 社区专职工作者 人数 ", "社区专职工作者人数"), ("承接政府购买服务金额（万元）", "承接政府购买服务金额"),
+])
+def test_normalise_header(raw, norm):
+    assert normalise_header(raw) == norm
+
+
+@pytest.mark.parametrize("type_, raw, expected", [
+    ("integer", "１２", (12, True)), ("integer", "12人", (12, True)), ("integer", "1,234", (1234, True)),
+    ("integer", 7.0, (7, True)), ("integer", "七", (None, False)), ("integer", "", (None, True)),
+    ("integer", None, (None, True)), ("integer", "#DIV/0!", (None, False)),
+    ("yesno", "是", (True, True)), ("yesno", "有", (True, True)), ("yesno", "√", (True, True)),
+    ("yesno", "N", (False, True)), ("yesno", "无", (False, True)), ("yesno", "也许", (None, False)),
+    ("date", "2021-03-01", (dt.date(2021, 3, 1), True)), ("date", "2021/3/1", (dt.date(2021, 3, 1), True)),
+    ("date", "2021年3月", (dt.date(2021, 3, 1), True)), ("date", "2021.03", (dt.date(2021, 3, 1), True)),
+    ("date", 44256.0, (dt.date(2021, 3, 1), True)), ("date", "2021-02-30", (None, False)),
+    ("code", "510402001002", ("510402001002", True)), ("code", 510402001002.0, ("510402001002", True)),
+    ("code", "5.10402E+11", (None, False)), ("percent", "35%", (35.0, True)),
+])
+def test_convert(type_, raw, expected):
+    assert convert(Field("f", "f", type_), raw) == expected
+
+
+def test_check_digits():
+    assert id_number_valid("11010519491231002X")
+    assert not id_number_valid("110105194912310021")  # wrong check character
+    assert not id_number_valid("110105194913310028")  # no 13th month
+    assert credit_code_valid("91350100M000100Y43")
+    assert not credit_code_valid("91350100M000100Y44")
