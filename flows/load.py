@@ -77,12 +77,14 @@ def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
            .rename(_META))
     if "id_number" in out.columns:
         out = out.rename({"id_number": "person_key"})
-    # Corrections: for each unit, the newest file of the month that covers it wins, whole.
-    newest = (out.filter(pl.col("unit_code").is_not_null())
+    # Corrections: for each unit (each `replace_by` key of the form), the newest file of the
+    # month that covers it wins, whole: a roster resent without a person means the person left.
+    key = list(form.replace_by)
+    newest = (out.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in key))
               .sort("received_at", "source_file")
-              .group_by("unit_code")
+              .group_by(key)
               .agg(pl.col("source_file").last().alias("newest_file")))
-    out = (out.join(newest, on="unit_code", how="left")
+    out = (out.join(newest, on=key, how="left", nulls_equal=False)
            .with_columns(superseded=pl.col("newest_file").is_not_null()
                          & (pl.col("newest_file") != pl.col("source_file")))
            .drop("newest_file")

@@ -23,6 +23,9 @@ from pathlib import Path
 import xlsxwriter
 import xlwt
 
+from .config import SCHEMAS
+from .schemas import Form, load_forms
+
 # ---------------------------------------------------------------------------------------------
 # The scenario. Pairs are (value at BASELINE_MONTH, value at TARGET_MONTH); the baseline values
 # are the plan's own ("截至2022年8月…"), the 2025 ones a plausible outcome against its targets.
@@ -37,7 +40,7 @@ URBAN_COMMUNITY_TALENTS_AVG = (1.55, 2.3)  # target 2: met
 RURAL_COMMUNITY_TALENTS_AVG = (0.5, 0.85)  # target 1: missed
 STATION_TALENTS_AVG = (2.6, 4.0)  # persons per township station in service
 CITY_TALENTS = (150, 175)
-COMMUNITY_WORKER_CERTIFIED_SHARE = (0.20, 0.37)  # target 35 %: met (rounding lifts it ~1 point)
+COMMUNITY_WORKER_CERTIFIED_SHARE = (0.20, 0.38)  # target 35 %: met
 URBAN_SECRETARY_CERTIFIED = (0.45, 0.97)  # reached by end of 2023, target 100 %: missed
 RURAL_SECRETARY_CERTIFIED = (0.15, 0.50)
 STATIONS_AND_ROOMS_BASELINE = 94
@@ -76,33 +79,6 @@ _ORGCODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _CST = timezone(timedelta(hours=8))  # Asia/Shanghai has had no DST since 1991
 _CREATED = datetime(2022, 10, 17, 9, 0, 0)  # workbook property, fixed for byte-identical files
 
-# Header words exactly as in the forms' contract, in template order.
-HEADERS = {
-    "SG-01": ["村（社区）代码", "村（社区）名称", "户籍人口", "60周岁及以上老年人口", "社区专职工作者人数",
-              "其中持证人数", "社区党组织书记是否持证", "社区社会组织数", "志愿服务队伍数", "是否设立社工室",
-              "是否设立社区慈善基金", "儿童主任人数", "其中参加社工考试培训人数"],
-    "SG-02": ["服务单位代码", "姓名", "公民身份号码", "性别", "工作单位", "岗位类型", "是否专职", "职业水平等级",
-              "取证年份", "登记有效期起始日期", "本登记周期继续教育学时", "服务领域", "是否中共党员", "联系电话"],
-    "SG-03": ["乡镇（街道）代码", "乡镇（街道）名称", "是否建成社工站", "建站日期", "运营方式", "运营机构名称",
-              "运营机构统一社会信用代码", "驻站专职社工人数", "其中持证人数", "本月服务人次", "其中困难群众救助服务人次",
-              "其中老年人服务人次", "其中儿童服务人次", "儿童督导员人数", "其中参加社工考试培训人数"],
-    "SG-04": ["登记单位代码", "机构名称", "统一社会信用代码", "成立日期", "是否本地孵化培育", "专职工作人员数",
-              "其中持证人数", "正式党员人数", "党建形式", "承接政府购买服务项目数", "承接政府购买服务金额（万元）"],
-    "SG-05": ["所在单位代码", "机构名称", "机构类型", "是否民政事业单位", "供养（服务）人数", "社会工作专业岗位数",
-              "在岗社会工作专业人才数", "是否购买社会工作服务"],
-    "SG-06": ["单位代码", "是否建成社会工作服务总站（中心）", "本年度职业水平考试报考人数", "本年度职业水平考试通过人数",
-              "全省考试通过率（%）", "本年度政府购买社会工作服务资金（万元）", "部门预算是否安排社会工作经费",
-              "本年度社会工作专业培训人次", "优秀人才计划入选社会工作人才数"],
-}
-_TITLES = {
-    "SG-01": "{city}村（社区）社会工作月报表",
-    "SG-02": "{city}社会工作专业人才台账",
-    "SG-03": "{city}乡镇（街道）社工站月报表",
-    "SG-04": "{city}社会工作服务机构名录",
-    "SG-05": "{city}民政服务机构社会工作岗位情况表",
-    "SG-06": "{city}县（区）、市社会工作综合情况表",
-}
-
 # Names: common surnames and given-name characters, plus a few Yi names as the area has them.
 _SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕"
              "丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏付方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛郝龚邵万严武戴向汤")
@@ -118,18 +94,18 @@ _LEVELS_OLD = (("助理社会工作师", 0.74), ("社会工作师", 0.25), ("高
 # fields they naturally serve, weights for the 老年/未成年人 fields and for holding a certificate,
 # share of full-timers, share of joiners.
 _KINDS = {
-    "org": ("社会工作服务机构", None, ("社区治理", "社会救助", "残障康复", "禁毒", "社区矫正"), 1.2, 1.0, 1.25, 0.95, 0.40),
-    "public": ("民政事业单位", None, ("社会救助",), 1.0, 1.0, 1.0, 1.0, 0.12),
-    "hospital": ("其他事业单位", "{u}人民医院", ("医务",), 0.6, 0.2, 0.6, 0.8, 0.05),
-    "mental": ("其他事业单位", "{u}精神卫生服务中心", ("精神卫生", "医务"), 0.4, 0.2, 0.7, 0.9, 0.03),
-    "school": ("其他事业单位", "{u}实验学校", ("学校",), 0.02, 3.0, 0.5, 0.6, 0.07),
-    "youth": ("群团组织", "共青团{u}委员会", ("其他",), 0.05, 4.0, 0.6, 0.7, 0.03),
-    "women": ("群团组织", "{u}妇女联合会", ("其他", "社会救助"), 0.3, 3.0, 0.6, 0.7, 0.04),
-    "disabled": ("群团组织", "{u}残疾人联合会", ("残障康复",), 0.3, 0.3, 0.6, 0.7, 0.03),
-    "bureau": ("其他", "{u}民政局", ("社会救助", "社区治理"), 0.8, 0.6, 0.8, 0.9, 0.08),
-    "justice": ("其他", "{u}司法局", ("社区矫正",), 0.05, 0.3, 0.6, 0.9, 0.04),
-    "drugs": ("其他", "{u}禁毒委员会办公室", ("禁毒",), 0.05, 0.5, 0.6, 0.9, 0.03),
-    "home": ("其他", None, ("社会救助", "医务"), 6.0, 0.02, 0.6, 1.0, 0.08),
+    "org": ("社会工作服务机构", None, ("社区治理", "社会救助", "残障康复", "禁毒", "社区矫正"), 1.2, 1.0, 1.25, 0.95, 0.42),
+    "public": ("民政事业单位", None, ("社会救助",), 1.0, 1.0, 1.0, 1.0, 0.05),
+    "hospital": ("其他事业单位", "{u}人民医院", ("医务",), 0.6, 0.2, 0.6, 0.8, 0.07),
+    "mental": ("其他事业单位", "{u}精神卫生服务中心", ("精神卫生", "医务"), 0.4, 0.2, 0.7, 0.9, 0.04),
+    "school": ("其他事业单位", "{u}实验学校", ("学校",), 0.02, 3.0, 0.5, 0.6, 0.08),
+    "youth": ("群团组织", "共青团{u}委员会", ("其他",), 0.05, 4.0, 0.6, 0.7, 0.04),
+    "women": ("群团组织", "{u}妇女联合会", ("其他", "社会救助"), 0.3, 3.0, 0.6, 0.7, 0.05),
+    "disabled": ("群团组织", "{u}残疾人联合会", ("残障康复",), 0.3, 0.3, 0.6, 0.7, 0.04),
+    "bureau": ("其他", "{u}民政局", ("社会救助", "社区治理"), 0.8, 0.6, 0.8, 0.9, 0.09),
+    "justice": ("其他", "{u}司法局", ("社区矫正",), 0.05, 0.3, 0.6, 0.9, 0.05),
+    "drugs": ("其他", "{u}禁毒委员会办公室", ("禁毒",), 0.05, 0.5, 0.6, 0.9, 0.04),
+    "home": ("其他", None, ("社会救助", "医务"), 6.0, 0.02, 0.6, 1.0, 0.03),
     "village": ("社区专职工作者", None, ("社区治理", "社会救助", "残障康复"), 1.0, 0.8, 1.3, 1.0, 0.0),
     "village_other": ("其他", None, ("社区治理", "社会救助"), 0.8, 0.6, 0.6, 0.4, 0.0),
     "station": ("社工站驻站社工", None, ("社区治理", "社会救助", "残障康复", "社区矫正", "禁毒"), 1.3, 1.2, 1.5, 1.0, 0.0),
@@ -185,9 +161,9 @@ def _parse_month(s: str) -> tuple[int, int]:
     try:
         y, m = (int(x) for x in s.split("-"))
     except ValueError:
-        raise ValueError(f"月份应写作 YYYY-MM，例如 2022-08，而不是 {s!r}") from None
+        raise ValueError(f"month {s!r} is not YYYY-MM; write it like 2022-08") from None
     if not 1 <= m <= 12:
-        raise ValueError(f"月份应写作 YYYY-MM，例如 2022-08，而不是 {s!r}")
+        raise ValueError(f"month {s!r} is not YYYY-MM; write it like 2022-08")
     return y, m
 
 
@@ -202,8 +178,12 @@ def _traj(pair: tuple[float, float], k: int) -> float:
     return pair[0] + (pair[1] - pair[0]) * t * (1.2 - 0.2 * t)
 
 
-_TARGET_K = (lambda a, b: (b[0] - a[0]) * 12 + b[1] - a[1])(_parse_month(BASELINE_MONTH),
-                                                             _parse_month(TARGET_MONTH))
+def _months_between(a: str, b: str) -> int:
+    (ya, ma), (yb, mb) = _parse_month(a), _parse_month(b)
+    return (yb - ya) * 12 + mb - ma
+
+
+_TARGET_K = _months_between(BASELINE_MONTH, TARGET_MONTH)
 
 
 def _largest_remainder(total: int, weights: list[float]) -> list[int]:
@@ -265,7 +245,7 @@ class _Tree:
         for u in sorted(self.units.values(), key=lambda u: u.code):
             by_level.setdefault(u.level, []).append(u)
         if len(by_level.get("city", [])) != 1:
-            raise ValueError(f"{units_csv} 应当恰有一个 level=city 的单位")
+            raise ValueError(f"{units_csv} must hold exactly one unit of level 'city'")
         self.city = by_level["city"][0]
         self.counties = by_level.get("county", [])
         self.townships = by_level.get("township", [])
@@ -288,7 +268,7 @@ class _Tree:
                     pop[r["code"]] = (year, int(r["registered_population"]))
         missing = [c.name for c in self.counties if c.code not in pop]
         if missing:
-            raise ValueError(f"{population_csv} 缺少这些县（区）的户籍人口：{'、'.join(missing)}")
+            raise ValueError(f"{population_csv} has no registered population for: {', '.join(missing)}")
         self.population = {code: p for code, (_, p) in pop.items()}
 
     def villages_of_county(self, county: str) -> list[_Unit]:
@@ -330,7 +310,7 @@ class _Person:
     w_elderly: float = 1.0
     w_minor: float = 1.0
 
-    def roster_row(self, unit_code: str, ym: tuple[int, int]) -> list:
+    def roster_row(self, unit_code: str, ym: tuple[int, int]) -> dict:
         reg, hours = None, None
         if self.reg0 is not None:
             end = _month_end(ym)
@@ -341,9 +321,11 @@ class _Person:
                 need = 72 if self.level == "助理社会工作师" else 90
                 elapsed = (end.year - start.year) * 12 + end.month - start.month + 1
                 hours = min(int(need * self.edu_rate * elapsed / 36), int(need * 1.4))
-        return [unit_code, self.name, self.id_number, "男" if self.male else "女", self.employer,
-                _KINDS[self.kind][0], _yn(self.full_time), self.level, self.cert_year, reg, hours,
-                "、".join(self.fields), _yn(self.party), self.phone]
+        return {"unit_code": unit_code, "name": self.name, "id_number": self.id_number,
+                "sex": "男" if self.male else "女", "employer": self.employer, "post_type": _KINDS[self.kind][0],
+                "full_time": _yn(self.full_time), "certificate_level": self.level, "certified_year": self.cert_year,
+                "registration_start": reg, "continuing_education_hours": hours,
+                "service_fields": "、".join(self.fields), "party_member": _yn(self.party), "phone": self.phone}
 
 
 @dataclass
@@ -361,7 +343,7 @@ class _Org:
     members: int
     members_inc_k: int
     members_inc: int
-    covered_k: int | None  # month offset when party building starts; -inf-like 0 if always
+    covered_k: int | None  # month offset from which party building covers it; -999 always, None never
     weak_form: str  # form used when < 3 members
     late_standalone_k: int = 0  # a standalone organisation set up late, for the compliance indicator
 
@@ -377,10 +359,12 @@ class _Institution:
     posts: int
     posts_k: int  # month offset from which posts exist
     buys_k: int | None
-    start_k: int = -999
+    start_k: int = -999  # month offset it opens; -999 before the baseline
 
 
 class _World:
+    """Persons, communities, stations, organisations and institutions, advanced a month at a time."""
+
     def __init__(self, tree: _Tree, seed: int, base: tuple[int, int]):
         self.t, self.seed, self.base = tree, seed, base
         self.rng = random.Random(seed)
@@ -389,7 +373,8 @@ class _World:
         self.rng.shuffle(self._phones)
         self.persons: dict[int, _Person] = {}
         self._next_pid = 1
-        self.k = 0
+        self._index: dict[str, list[_Person]] | None = None
+        self._in_post: dict[str, int] = {}  # institution name -> persons holding its posts
         self.n_urban = sum(v.urban for v in tree.villages)
         self.n_rural = len(tree.villages) - self.n_urban
         self._init_villages()
@@ -419,7 +404,7 @@ class _World:
         for v in t.villages:
             u = v.urban
             self.vp[v.code] = {
-                "elderly_share": rng.uniform(0.15, 0.24),
+                "elderly_share": rng.uniform(0.152, 0.24),  # inside 15-25 % after rounding
                 "workers": rng.randint(6, 11) if u else rng.randint(3, 6),
                 "workers_inc": rng.choice((0, 0, 1, 1, 2)) if u else rng.choice((0, 0, 1)),
                 "cert_dev": rng.uniform(-0.1, 0.1),
@@ -428,6 +413,7 @@ class _World:
                 "orgs_inc": rng.uniform(3.0, 6.0) if u else rng.uniform(1.0, 2.6),
                 "teams": rng.choice((0, 0, 1, 1, 1, 2)),
                 "teams_inc": rng.uniform(0.0, 1.4),
+                "phase": rng.random(),  # so that counts step up in different months, not all at once
                 "directors": [(0 if rng.random() < 0.45 else rng.randint(1, 46))
                               for _ in range(2 if self.vpop[v.code] > 6000 else 1)],
             }
@@ -475,7 +461,7 @@ class _World:
             founded = date(y0, rng.randint(1, 7 if y0 == 2022 else 12), rng.randint(1, 28))
             self.orgs.append(self._make_org(i, u, founded, -999, inc, used))
         for j, k in enumerate(ORGS_NEW_AT):
-            u = rng.choices([t.city.code] + counties, [t.population[t.city.code] * 0.2]
+            u = rng.choices([t.city.code] + counties, [sum(t.population[c] for c in counties) * 0.2]
                             + [t.population[c] for c in counties])[0]
             org = self._make_org(len(self.orgs), u, self._date_in(k), k, True, used)
             org.covered_k, org.members = k, min(org.members, 2)
@@ -512,8 +498,8 @@ class _World:
         self.tp: dict[str, dict] = {}
         for c in codes:
             if c in first:
-                k, opened = 0, date(rng.randint(2020, 2022), 1, 1)
-                opened = opened.replace(month=rng.randint(1, 8 if opened.year == 2022 else 12), day=rng.randint(1, 28))
+                year = rng.randint(2020, 2022)  # opened before the baseline month
+                k, opened = 0, date(year, rng.randint(1, 8 if year == 2022 else 12), rng.randint(1, 28))
             else:
                 k = 1 + rest.index(c) * STATION_OPENING_MONTHS // max(len(rest), 1)
                 opened = self._date_in(k)
@@ -535,9 +521,6 @@ class _World:
     # -- institutions ------------------------------------------------------------------------
     def _init_institutions(self):
         rng, t = self.rng, self.t
-        # The city's institutions stand in the most urban county's first township.
-        core = max(t.counties, key=lambda c: (sum(v.urban for v in t.villages_of_county(c.code)), c.code))
-        core_town = t.children[core.code][0].code
         queues = [(t.city, list(_PUBLIC_KINDS["city"]))] + [(c, list(_PUBLIC_KINDS["county"])) for c in t.counties]
         self.insts: list[_Institution] = []
         order: list[_Institution] = []
@@ -549,7 +532,7 @@ class _World:
                 towns = t.children.get(owner.code, [])
                 town = rng.choice(towns) if towns else None
                 if owner is t.city:
-                    where = core_town
+                    where = owner.code  # sited below, once the counties' sites are known
                 elif "{t}" in pattern and town is not None:
                     where = town.code
                 else:
@@ -560,8 +543,9 @@ class _World:
                 name = pattern.format(u=owner.name, t=town.name if town else owner.name)
                 residents = {"养老机构": rng.randint(60, 220) if "{u}" in pattern else rng.randint(25, 90),
                              "儿童福利机构": rng.randint(20, 60), "殡葬服务机构": None}.get(kind, rng.randint(8, 40))
+                posts = rng.randint(2, 5) if pattern == "{u}社会福利院" else rng.randint(1, 3)
                 order.append(_Institution(where, owner.code, name, kind, True, residents,
-                                          rng.randint(1, 3), -999, 0 if rng.random() < 0.5 else None))
+                                          posts, -999, 0 if rng.random() < 0.5 else None))
         n_without = PUBLIC_INSTITUTIONS - PUBLIC_INSTITUTIONS_WITH_POSTS
         for inst, k in zip(reversed(order[-n_without:]) if n_without else [], PUBLIC_POSTS_CREATED):
             inst.posts_k, inst.posts = k, 1
@@ -595,6 +579,14 @@ class _World:
             self.insts.append(_Institution(towns[0].code if towns else c.code, c.code, c.name + "残疾人康复服务中心",
                                            "残疾人福利和服务机构", False, rng.randint(20, 60),
                                            rng.randint(0, 1), -999, None))
+        # The city's institutions stand in a township of the most urban county where no county
+        # reports one: a unit covered by two senders' files would read as a correction of the older.
+        core = max(t.counties, key=lambda c: (sum(v.urban for v in t.villages_of_county(c.code)), c.code))
+        taken = {i.unit for i in self.insts if i.owner != t.city.code}
+        free = [u.code for u in t.children.get(core.code, []) if u.code not in taken]
+        for i in self.insts:
+            if i.owner == t.city.code:
+                i.unit = free[0] if free else t.city.code
 
     def _insts_of(self, owner: str, k: int) -> list[_Institution]:
         return [i for i in self.insts if i.owner == owner and i.start_k <= k]
@@ -627,15 +619,19 @@ class _World:
             if orgs:
                 return kind, self.rng.choices(orgs, [o.size for o in orgs])[0].name, spec[3], spec[4]
         elif kind in ("public", "home"):
+            # Institutions fill their posts and no more: the rest serve elsewhere.
             insts = [i for i in self._insts_of(unit, k) if i.public == (kind == "public")
-                     and (kind == "public" or i.kind == "养老机构") and i.posts_k <= k and i.posts > 0]
+                     and (kind == "public" or i.kind == "养老机构") and i.posts_k <= k
+                     and self._in_post.get(i.name, 0) < i.posts]
             if insts:
                 inst = self.rng.choices(insts, [i.posts for i in insts])[0]
+                self._in_post[inst.name] = self._in_post.get(inst.name, 0) + 1
                 we, wm = _INSTITUTION_WEIGHTS.get(inst.kind, (spec[3], spec[4]))
                 return kind, inst.name, we, wm
         elif spec[1]:
             return kind, spec[1].format(u=self.t.units[unit].name), spec[3], spec[4]
-        return self._employer(unit, "bureau", k)
+        named = [(k2, v[7]) for k2, v in _KINDS.items() if v[1] and v[7] > 0]
+        return self._employer(unit, self.rng.choices([k2 for k2, _ in named], [w for _, w in named])[0], k)
 
     def _add_person(self, unit: str, group: str, kind: str, k: int, initial: bool) -> _Person:
         rng = self.rng
@@ -752,13 +748,15 @@ class _World:
     def step(self, k: int):
         """Advance the world from month k-1 to month k."""
         rng, t = self.rng, self.t
-        self.k = k
+        self._index = None
         ref = _month_end(self.ym(k))
         for pid in sorted(self.persons):
             p = self.persons[pid]
             age = ref.year - p.birth.year - ((ref.month, ref.day) < (p.birth.month, p.birth.day))
             if age >= (60 if p.male else 55) or rng.random() < MONTHLY_LEAVE_RATE:
                 del self.persons[pid]
+                if p.kind in ("public", "home"):
+                    self._in_post[p.employer] -= 1
         for tw in t.townships:
             if self.tp[tw.code]["k"] == k:  # a new station takes on the township's social workers
                 for p in self.persons.values():
@@ -819,20 +817,29 @@ class _World:
         self._fill_field("老年", round(_traj(ELDERLY_FIELD_TALENTS, k) + noise(2)), fresh=k)
         self._fill_field("未成年人", round(_traj(MINOR_FIELD_TALENTS, k) + noise(2)), fresh=k)
         self._maintain_dual(k, DUAL_LISTED + rng.randint(-2, 2))
+        self._index = None
 
     # -- the month's forms -------------------------------------------------------------------
-    def roster(self, units: set[str], k: int) -> list[tuple[list, _Person]]:
-        """Roster rows of the given units, each with its person; dual-listed persons appear twice."""
-        ym = self.ym(k)
-        rows = []
-        for p in self.persons.values():
-            for u in (p.unit, p.also):
-                if u in units:
-                    rows.append((u, p.pid, p.roster_row(u, ym), p))
-        rows.sort(key=lambda r: (r[0], r[1]))
-        return [(r[2], r[3]) for r in rows]
+    def listed(self, unit: str) -> list[_Person]:
+        """Persons on a unit's roster this month (serving there, or listed there too), by pid."""
+        if self._index is None:
+            self._index = {}
+            for pid in sorted(self.persons):
+                p = self.persons[pid]
+                self._index.setdefault(p.unit, []).append(p)
+                if p.also:
+                    self._index.setdefault(p.also, []).append(p)
+        return self._index.get(unit, [])
 
-    def sg01(self, township: str, k: int, rng: random.Random) -> list[list]:
+    def based(self, unit: str, kind: str) -> list[_Person]:
+        return [p for p in self.listed(unit) if p.unit == unit and p.kind == kind]
+
+    def roster(self, units: list[str], k: int) -> list[dict]:
+        """Roster rows of the given units; dual-listed persons appear once per unit."""
+        ym = self.ym(k)
+        return [p.roster_row(u, ym) for u in sorted(units) for p in self.listed(u)]
+
+    def sg01(self, township: str, k: int, rng: random.Random) -> list[dict]:
         rows = []
         g = min(k / _TARGET_K, 1.0)
         share = _traj(COMMUNITY_WORKER_CERTIFIED_SHARE, k)
@@ -840,47 +847,54 @@ class _World:
             vp = self.vp[v.code]
             pop = self.vpop[v.code]
             elderly = round(pop * (vp["elderly_share"] + 0.0025 * k / 12))
-            on_roster = [p for p in self.persons.values() if p.unit == v.code and p.kind == "village"]
-            workers = max(vp["workers"] + round(vp["workers_inc"] * g), len(on_roster))
+            on_roster = self.based(v.code, "village")
+            workers = max(min(12, vp["workers"] + round(vp["workers_inc"] * g)), len(on_roster))
             cert = round(workers * min(1.0, max(0.0, share + vp["cert_dev"])))
             cert = min(workers, max(cert, sum(p.level != "无" for p in on_roster)))
             sec = vp["secretary"] < _traj(URBAN_SECRETARY_CERTIFIED if v.urban else RURAL_SECRETARY_CERTIFIED,
                                           min(k * 5 // 2, _TARGET_K) if v.urban else k)
-            teams = vp["teams"] + math.floor(vp["teams_inc"] * g)
+            teams = vp["teams"] + math.floor(vp["teams_inc"] * g + 1 - vp["phase"])
             fund = vp["fund_k"] is not None and vp["fund_k"] <= k
             directors = vp["directors"]
-            rows.append([v.code, v.name, pop, elderly, workers, cert, _yn(sec),
-                         vp["orgs"] + math.floor(vp["orgs_inc"] * g),
-                         None if rng.random() < 0.02 else teams,
-                         _yn(vp["room_k"] is not None and vp["room_k"] <= k),
-                         None if rng.random() < 0.01 else _yn(fund),
-                         len(directors), sum(d <= k for d in directors)])
+            rows.append({"unit_code": v.code, "unit_name": v.name, "registered_population": pop,
+                         "elderly_population": elderly, "community_workers": workers,
+                         "community_workers_certified": cert, "party_secretary_certified": _yn(sec),
+                         "community_social_orgs": vp["orgs"] + math.floor(vp["orgs_inc"] * g + vp["phase"]),
+                         "volunteer_teams": None if rng.random() < 0.02 else teams,
+                         "has_social_work_room": _yn(vp["room_k"] is not None and vp["room_k"] <= k),
+                         "has_charity_fund": None if rng.random() < 0.01 else _yn(fund),
+                         "child_directors": len(directors),
+                         "child_directors_trained": sum(d <= k for d in directors)})
         return rows
 
-    def sg03(self, township: str, k: int, rng: random.Random) -> list:
+    def sg03(self, township: str, k: int, rng: random.Random) -> dict:
         u = self.t.units[township]
         tp = self.tp[township]
         sup = tp["supervisors"]
-        tail = [len(sup), sum(d <= k for d in sup)]
+        row = {"unit_code": u.code, "unit_name": u.name, "station_in_service": "否",
+               "child_supervisors": len(sup), "child_supervisors_trained": sum(d <= k for d in sup)}
         if not self.station_in_service(township, k):
-            return [u.code, u.name, "否"] + [None] * 10 + tail
-        staff = [p for p in self.persons.values() if p.unit == township and p.kind == "station"]
+            return row
+        staff = self.based(township, "station")
         ym = self.ym(k)
         season = 0.7 if ym[1] in (1, 2) else 1.15 if ym[1] in (6, 12) else 1.0
         services = round(max(len(staff), 1) * tp["services"] * season * rng.uniform(0.85, 1.15))
-        parts = [round(services * rng.uniform(a, b)) for a, b in ((0.15, 0.3), (0.2, 0.35), (0.15, 0.3))]
         op = tp["operator"]
-        return [u.code, u.name, "是", tp["opened"].isoformat(), tp["mode"], op.name if op else None,
-                op.credit_code if op else None, len(staff), sum(p.level != "无" for p in staff),
-                services, *parts] + tail
+        row.update({"station_in_service": "是", "station_opened": tp["opened"].isoformat(),
+                    "operation_mode": tp["mode"], "operator_name": op.name if op else None,
+                    "operator_credit_code": op.credit_code if op else None, "station_workers": len(staff),
+                    "station_workers_certified": sum(p.level != "无" for p in staff), "services_month": services})
+        for name, lo, hi in (("services_assistance", 0.15, 0.3), ("services_elderly", 0.2, 0.35),
+                             ("services_children", 0.15, 0.3)):
+            row[name] = round(services * rng.uniform(lo, hi))
+        return row
 
-    def sg04(self, unit: str, k: int) -> list[list]:
+    def sg04(self, unit: str, k: int) -> list[dict]:
         ym = self.ym(k)
         rows = []
         staff_by: dict[str, list[_Person]] = {}
-        for p in self.persons.values():
-            if p.kind == "org" and p.unit == unit:
-                staff_by.setdefault(p.employer, []).append(p)
+        for p in self.based(unit, "org"):
+            staff_by.setdefault(p.employer, []).append(p)
         for o in self._orgs_of(unit, k):
             staff = staff_by.get(o.name, [])
             n_cert = sum(p.level != "无" for p in staff)
@@ -896,25 +910,30 @@ class _World:
             yr = random.Random(f"{self.seed}/org/{o.idx}/{ym[0]}")
             projects = yr.choice((0, 1, 1, 2, 3, 4, 6))
             amount = round(projects * yr.uniform(4, 25), 1) if projects else 0
-            rows.append([unit, o.name, o.credit_code, o.founded.isoformat(), _yn(o.incubated), total,
-                         min(total, n_cert + o.extra_certified), members, form, projects, amount])
+            rows.append({"unit_code": unit, "org_name": o.name, "credit_code": o.credit_code,
+                         "founded": o.founded.isoformat(), "incubated_locally": _yn(o.incubated), "staff": total,
+                         "staff_certified": min(total, n_cert + o.extra_certified), "party_members": members,
+                         "party_building_form": form, "purchase_projects": projects,
+                         "purchase_amount_10k_yuan": amount})
         return rows
 
-    def sg05(self, owner: str, k: int) -> list[list]:
+    def sg05(self, owner: str, k: int) -> list[dict]:
         in_post: dict[str, int] = {}
-        for p in self.persons.values():
-            if p.kind in ("public", "home"):
+        for c in {i.owner for i in self.insts if i.owner == owner}:
+            for p in self.based(c, "public") + self.based(c, "home"):
                 in_post[p.employer] = in_post.get(p.employer, 0) + 1
         rows = []
         for i in self._insts_of(owner, k):
             n = in_post.get(i.name, 0)
-            posts = max(i.posts, n) if i.posts_k <= k else 0
+            posts = i.posts if i.posts_k <= k else 0
             residents = None if i.residents is None else i.residents + (k * 7 + len(i.name)) % 5 - 2
-            rows.append([i.unit, i.name, i.kind, _yn(i.public), residents, posts, n,
-                         _yn(i.buys_k is not None and i.buys_k <= k)])
+            rows.append({"unit_code": i.unit, "institution_name": i.name, "institution_type": i.kind,
+                         "civil_affairs_public": _yn(i.public), "residents": residents, "social_work_posts": posts,
+                         "social_workers_in_post": n,
+                         "buys_social_work_services": _yn(i.buys_k is not None and i.buys_k <= k)})
         return rows
 
-    def sg06(self, unit: str, k: int) -> list:
+    def sg06(self, unit: str, k: int) -> dict:
         y, m = self.ym(k)
         yr = random.Random(f"{self.seed}/sg06/{unit}/{y}")
         is_city = unit == self.t.city.code
@@ -931,7 +950,9 @@ class _World:
             outstanding = OUTSTANDING_TALENTS.get(y, max(OUTSTANDING_TALENTS.values()))
         else:
             built, rate, outstanding = True, None, None
-        return [unit, _yn(built), candidates, passes, rate, funds, _yn(budgeted), training, outstanding]
+        return {"unit_code": unit, "general_station_in_service": _yn(built), "exam_candidates_ytd": candidates,
+                "exam_passes_ytd": passes, "province_pass_rate_pct": rate, "purchase_funds_ytd_10k_yuan": funds,
+                "budgeted": _yn(budgeted), "training_attendance_ytd": training, "outstanding_talents": outstanding}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -941,7 +962,7 @@ class _World:
 class _Sheet:
     form: str
     name: str
-    rows: list[list]
+    rows: list[dict]
     fault_rows: dict[int, str] = field(default_factory=dict)  # index in rows -> fault kind
 
 
@@ -960,11 +981,13 @@ def _cell_text(v) -> str:
     return str(v)
 
 
-def _layout(sheet: _Sheet, city: str, sender: str, period: str, offset: int, footer: str | None) -> list[list]:
-    """The cells of a sheet laid out like the city's template, rows top to bottom."""
-    width = len(HEADERS[sheet.form])
-    second = [f"表号：{sheet.form}"] + [None] * (offset - 1) + [f"填报单位：{sender}", f"统计期：{period}"]
-    out = [[_TITLES[sheet.form].format(city=city)], second, list(HEADERS[sheet.form])] + sheet.rows
+def _layout(form: Form, sheet: _Sheet, city: str, sender: str, period: str, offset: int,
+            footer: str | None) -> list[list]:
+    """The cells of a sheet laid out like the city's template (title, form number, header), top to bottom."""
+    width = len(form.fields)
+    second = [f"表号：{form.id}"] + [None] * (offset - 1) + [f"填报单位：{sender}", f"统计期：{period}"]
+    out = [[city + form.titles[0]], second, [f.header for f in form.fields]]
+    out += [[row.get(f.name) for f in form.fields] for row in sheet.rows]
     if footer:
         out += [[], [footer]]
     return [r + [None] * (width - len(r)) for r in out]
@@ -1013,8 +1036,6 @@ _COUNTY_NAMES = ("{t}{y}年{m}月社会工作报表.xlsx", "{t}民政局社工�
 _SHEET_NAMES = {
     0: {"SG-01": "村社区月报", "SG-02": "人才台账", "SG-03": "社工站", "SG-04": "机构名录", "SG-05": "民政服务机构",
         "SG-06": "综合情况"},
-    1: {"SG-01": "Sheet1", "SG-02": "Sheet2", "SG-03": "Sheet3", "SG-04": "Sheet2", "SG-05": "Sheet3",
-        "SG-06": "Sheet4"},
     2: {"SG-01": "村（社区）", "SG-02": "台账", "SG-03": "社工站月报", "SG-04": "社工机构", "SG-05": "岗位情况",
         "SG-06": "Sheet1"},
 }
@@ -1037,8 +1058,8 @@ def _assign_formats(tree: _Tree, seed: int) -> dict[str, _Sender]:
 class _Month:
     """Writes one month's inbox and records what it planted."""
 
-    def __init__(self, world: _World, senders: dict[str, _Sender], inbox: Path, k: int):
-        self.w, self.senders, self.k = world, senders, k
+    def __init__(self, world: _World, forms: dict[str, Form], senders: dict[str, _Sender], inbox: Path, k: int):
+        self.w, self.forms, self.senders, self.k = world, forms, senders, k
         self.ym = world.ym(k)
         self.label = f"{self.ym[0]}-{self.ym[1]:02d}"
         self.root = inbox / self.label
@@ -1054,37 +1075,39 @@ class _Month:
         """A working-hours moment in the first five days of the following month."""
         r = self.rng(code, "mtime")
         y, m = _month_add(self.ym, 1)
-        return datetime(y, m, r.randint(1, 5), r.randint(9, 17), r.randint(0, 59), r.randint(0, 59),
+        return datetime(y, m, r.randint(1, 5), r.randint(9, 17), r.randint(0, 58), r.randint(0, 59),
                         tzinfo=_CST).timestamp()
 
     # -- sheets per sender -------------------------------------------------------------------
     def township_sheets(self, code: str) -> list[_Sheet]:
         w, k = self.w, self.k
         r = self.rng(code, "rows")
-        units = {code} | {v.code for v in w.t.children.get(code, [])}
+        units = [code] + [v.code for v in w.t.children.get(code, [])]
         return [_Sheet("SG-01", "", w.sg01(code, k, r)),
-                _Sheet("SG-02", "", [row for row, _ in w.roster(units, k)]),
+                _Sheet("SG-02", "", w.roster(units, k)),
                 _Sheet("SG-03", "", [w.sg03(code, k, r)])]
 
     def upper_sheets(self, code: str) -> list[_Sheet]:
         w, k = self.w, self.k
-        return [_Sheet("SG-02", "", [row for row, _ in w.roster({code}, k)]),
+        return [_Sheet("SG-02", "", w.roster([code], k)),
                 _Sheet("SG-04", "", w.sg04(code, k)),
                 _Sheet("SG-05", "", w.sg05(code, k)),
                 _Sheet("SG-06", "", [w.sg06(code, k)])]
 
     # -- faults ------------------------------------------------------------------------------
-    def _fault_person_row(self, r: random.Random, unit: str, bad_check: bool) -> list:
+    @staticmethod
+    def _fault_person_row(r: random.Random, unit: str, employer: str, bad_check: bool) -> dict:
+        """A person not otherwise listed: sequence codes 801-999 are never given to the sample's persons."""
         male = r.random() < 0.4
-        birth = date(r.randint(1970, 1999), r.randint(1, 12), r.randint(1, 28))
-        body = self.w._new_id(male, birth, r, seq_range=(801, 999))[:17]
+        seq = r.randrange(801, 999, 2) + (0 if male else 1)
+        body = _ADDRESS_CODE + f"{r.randint(1970, 1999)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}{seq:03d}"
         check = id_check_digit(body)
         if bad_check:
             check = r.choice([c for c in "0123456789X" if c != check])
-        return [unit, _World._name(r, male), body + check, "男" if male else "女",
-                self.w.t.units[self.w.t.county_of.get(unit, unit)].name + "民政局" if unit in self.w.t.units
-                else "社区居委会", "社区专职工作者", "是", "无", None, None, None, "社区治理", "否",
-                "1990002" + f"{r.randrange(10000):04d}"]
+        return {"unit_code": unit, "name": _World._name(r, male), "id_number": body + check,
+                "sex": "男" if male else "女", "employer": employer, "post_type": "社区专职工作者", "full_time": "是",
+                "certificate_level": "无", "service_fields": "社区治理", "party_member": "否",
+                "phone": "1990002" + f"{r.randrange(10000):04d}"}
 
     def _unknown_village(self, r: random.Random, township: str) -> tuple[str, str]:
         known = self.w.t.units
@@ -1105,10 +1128,11 @@ class _Month:
                 sg02 = sheets_by_sender[code][1]
                 if sg02.rows:
                     i = r.randrange(len(sg02.rows))
-                    dup = list(sg02.rows[i])
+                    dup = dict(sg02.rows[i])
                     pos = r.choice((14, 15))  # keep the sex digit, so only the check fails
-                    digit = dup[2][pos]
-                    dup[2] = dup[2][:pos] + r.choice([d for d in "0123456789" if d != digit]) + dup[2][pos + 1:]
+                    idn = dup["id_number"]
+                    typo = r.choice([d for d in "0123456789" if d != idn[pos]])
+                    dup["id_number"] = idn[:pos] + typo + idn[pos + 1:]
                     sg02.rows.insert(i + 1, dup)
                     self._shift(sg02, i + 1)
                     sg02.fault_rows[i + 1] = "duplicate_bad_check_digit"
@@ -1123,24 +1147,27 @@ class _Month:
                 if not ok:
                     continue
                 i = r.choice(ok)
-                sg01.rows[i][5] = sg01.rows[i][4] + r.randint(1, 3)
+                sg01.rows[i]["community_workers_certified"] = sg01.rows[i]["community_workers"] + r.randint(1, 3)
                 sg01.fault_rows[i] = kind
             elif kind == "bad_check_digit":
-                units = [code] + [v.code for v in self.w.t.children.get(code, [])]
+                v = r.choice(self.w.t.children.get(code, []) or [self.w.t.units[code]])
                 i = r.randint(0, len(sg02.rows))
-                sg02.rows.insert(i, self._fault_person_row(r, r.choice(units), True))
+                sg02.rows.insert(i, self._fault_person_row(r, v.code, v.name, True))
                 self._shift(sg02, i)
                 sg02.fault_rows[i] = kind
             elif r.random() < 0.5:
                 vcode, vname = self._unknown_village(r, code)
                 pop = r.randint(800, 3000)
-                row = [vcode, vname, pop, round(pop * 0.2), 4, 1, "否", 3, 1, "否", "否", 1, 0]
-                sg01.rows.append(row)
+                sg01.rows.append({"unit_code": vcode, "unit_name": vname, "registered_population": pop,
+                                  "elderly_population": round(pop * 0.2), "community_workers": 4,
+                                  "community_workers_certified": 1, "party_secretary_certified": "否",
+                                  "community_social_orgs": 3, "volunteer_teams": 1, "has_social_work_room": "否",
+                                  "has_charity_fund": "否", "child_directors": 1, "child_directors_trained": 0})
                 sg01.fault_rows[len(sg01.rows) - 1] = kind
             else:
-                vcode, _ = self._unknown_village(r, code)
+                vcode, vname = self._unknown_village(r, code)
                 i = r.randint(0, len(sg02.rows))
-                sg02.rows.insert(i, self._fault_person_row(r, vcode, False))
+                sg02.rows.insert(i, self._fault_person_row(r, vcode, vname, False))
                 self._shift(sg02, i)
                 sg02.fault_rows[i] = kind
 
@@ -1166,9 +1193,10 @@ class _Month:
         offset = 1 + s.style % 2
         layout_style = s.style % 3
         grids = []
-        for sh in sheets:
-            sh.name = _SHEET_NAMES[layout_style][sh.form]
-            grids.append((sh.name, _layout(sh, self.w.t.city.name, unit.name, self.period, offset, footer)))
+        for j, sh in enumerate(sheets):
+            sh.name = f"Sheet{j + 1}" if layout_style == 1 else _SHEET_NAMES[layout_style][sh.form]
+            grids.append((sh.name, _layout(self.forms[sh.form], sh, self.w.t.city.name, unit.name, self.period,
+                                           offset, footer)))
         written: list[tuple[Path, list[_Sheet]]] = []
         if s.fmt in ("xlsx", "xls"):
             pattern = (_COUNTY_NAMES[s.style % 3] if unit.level != "township" else
@@ -1192,8 +1220,8 @@ class _Month:
             self.formats[s.fmt] = self.formats.get(s.fmt, 0) + 1
             for sh in shs:
                 for i, kind in sorted(sh.fault_rows.items()):
-                    self.faults.append({"kind": kind, "form": sh.form, "file": str(path.relative_to(self.root.parent)),
-                                        "sheet": sh.name, "row": 4 + i})
+                    self.faults.append({"kind": kind, "form": sh.form, "sheet": sh.name, "row": 4 + i,
+                                        "file": path.relative_to(self.root.parent).as_posix()})
 
     def write_note(self):
         """A text note saved with an .xlsx name: a file that is not a spreadsheet at all."""
@@ -1209,11 +1237,11 @@ class _Month:
         os.utime(path, (when, when))
         self.files.append(path)
         self.formats["text"] = self.formats.get("text", 0) + 1
-        self.faults.append({"kind": "not_a_spreadsheet", "form": None,
-                            "file": str(path.relative_to(self.root.parent)), "sheet": None, "row": None})
+        self.faults.append({"kind": "not_a_spreadsheet", "form": None, "sheet": None, "row": None,
+                            "file": path.relative_to(self.root.parent).as_posix()})
 
 
-def _expected(world: _World, k: int, sheets_by_sender: dict[str, list[_Sheet]]) -> dict:
+def _expected(world: _World, sheets_by_sender: dict[str, list[_Sheet]]) -> dict:
     """The month's figures under the counting rules, from the rows that should be accepted."""
     def accepted(form):
         for sheets in sheets_by_sender.values():
@@ -1223,10 +1251,9 @@ def _expected(world: _World, k: int, sheets_by_sender: dict[str, list[_Sheet]]) 
 
     people = list(world.persons.values())
     sg01 = list(accepted("SG-01"))
-    workers = sum(r[4] for r in sg01)
+    workers = sum(r["community_workers"] for r in sg01)
     sg04 = list(accepted("SG-04"))
-    sg05 = list(accepted("SG-05"))
-    public = [r for r in sg05 if r[3] == "是"]
+    public = [r for r in accepted("SG-05") if r["civil_affairs_public"] == "是"]
     by_group = {g: sum(p.group == g for p in people) for g in ("urban", "rural")}
     return {
         "talent_total": len(people),
@@ -1236,14 +1263,15 @@ def _expected(world: _World, k: int, sheets_by_sender: dict[str, list[_Sheet]]) 
         "dual_listed": sum(p.also is not None for p in people),
         "urban_community_talent_avg": by_group["urban"] / max(world.n_urban, 1),
         "rural_community_talent_avg": by_group["rural"] / max(world.n_rural, 1),
-        "community_worker_certified_share": 100.0 * sum(r[5] for r in sg01) / workers if workers else None,
-        "stations_in_service": sum(r[2] == "是" for r in accepted("SG-03")),
-        "village_rooms": sum(r[9] == "是" for r in sg01),
+        "community_worker_certified_share":
+            100.0 * sum(r["community_workers_certified"] for r in sg01) / workers if workers else None,
+        "stations_in_service": sum(r["station_in_service"] == "是" for r in accepted("SG-03")),
+        "village_rooms": sum(r["has_social_work_room"] == "是" for r in sg01),
         "civil_affairs_public": len(public),
-        "civil_affairs_public_with_posts": sum(r[5] >= 1 for r in public),
+        "civil_affairs_public_with_posts": sum(r["social_work_posts"] >= 1 for r in public),
         "orgs": len(sg04),
-        "orgs_incubated": sum(r[4] == "是" for r in sg04),
-        "orgs_uncovered": sum(r[8] == "未覆盖" for r in sg04),
+        "orgs_incubated": sum(r["incubated_locally"] == "是" for r in sg04),
+        "orgs_uncovered": sum(r["party_building_form"] == "未覆盖" for r in sg04),
     }
 
 
@@ -1252,14 +1280,16 @@ def generate_sample(inbox: Path, units_csv: Path, population_csv: Path, *, seed:
     """Write <inbox>/<YYYY-MM>/... for every month; return a summary dict (files written per month, ...)."""
     base, first, last = _parse_month(BASELINE_MONTH), _parse_month(start), _parse_month(end)
     if first < base:
-        raise ValueError(f"样例数据从基线月 {BASELINE_MONTH} 开始，start={start} 早于基线月")
+        raise ValueError(f"the sample starts at its baseline month {BASELINE_MONTH}; start={start} is before it")
     if last < first:
-        raise ValueError(f"end={end} 早于 start={start}")
+        raise ValueError(f"end={end} is before start={start}")
     inbox = Path(inbox)
     tree = _Tree(Path(units_csv), Path(population_csv))
     world = _World(tree, seed, base)
     senders = _assign_formats(tree, seed)
-    summary: dict = {"seed": seed, "start": start, "end": end, "files_written": 0, "months": {}}
+    forms = load_forms(SCHEMAS)
+    summary: dict = {"seed": seed, "start": start, "end": end, "files_written": 0,
+                     "formats": {tree.folder(c).as_posix(): s.fmt for c, s in sorted(senders.items())}, "months": {}}
     k = 0
     while True:
         ym = world.ym(k)
@@ -1268,7 +1298,7 @@ def generate_sample(inbox: Path, units_csv: Path, population_csv: Path, *, seed:
         if k > 0:
             world.step(k)
         if ym >= first:
-            month = _Month(world, senders, inbox, k)
+            month = _Month(world, forms, senders, inbox, k)
             sheets = {u.code: month.township_sheets(u.code) for u in tree.townships}
             sheets.update({u.code: month.upper_sheets(u.code) for u in tree.counties + [tree.city]})
             month.plant_faults(sheets)
@@ -1279,7 +1309,7 @@ def generate_sample(inbox: Path, units_csv: Path, population_csv: Path, *, seed:
             summary["months"][month.label] = {
                 "files": len(month.files),
                 "by_format": dict(sorted(month.formats.items())),
-                "expected": _expected(world, k, sheets),
+                "expected": _expected(world, sheets),
                 "faults": month.faults,
             }
             summary["files_written"] += len(month.files)

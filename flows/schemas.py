@@ -71,6 +71,7 @@ class Form:
     fields: tuple[Field, ...]
     rules: tuple[Rule, ...] = ()
     roster: bool = False
+    replace_by: tuple[str, ...] = ("unit_code",)
     path: Path | None = field(default=None, compare=False)
 
     def field(self, name: str) -> Field:
@@ -109,12 +110,16 @@ def load_form(path: Path) -> Form:
         rules.append(Rule(kind=r["kind"], field=r["field"], other=r.get("other"),
                           when_field=r.get("when_field"), when_in=tuple(r.get("when_in", ())),
                           min=r.get("min")))
+    for ref in raw.get("replace_by", ()):
+        if ref not in names:
+            raise ConfigError(f"{path}: replace_by names field {ref!r}, which the form does not have")
     for k in ("id", "table", "name", "titles", "unit_levels", "key"):
         if k not in raw:
             raise ConfigError(f"{path}: missing top-level key {k!r}")
     return Form(id=raw["id"], table=raw["table"], name=raw["name"], titles=tuple(raw["titles"]),
                 unit_levels=tuple(raw["unit_levels"]), key=tuple(raw["key"]), fields=tuple(fields),
-                rules=tuple(rules), roster=bool(raw.get("roster", False)), path=path)
+                rules=tuple(rules), roster=bool(raw.get("roster", False)),
+                replace_by=tuple(raw.get("replace_by", ("unit_code",))), path=path)
 
 
 def load_forms(folder: Path) -> dict[str, Form]:
