@@ -52,7 +52,7 @@ def _comment_staging(con, form: Form) -> None:
         "excel_row": "Row number as the sender sees it in Excel | Excel 行号",
         "received_at": "Modification time of the file, UTC | 收到时间（UTC）",
         "accepted": "No validation error on this row | 通过校验",
-        "superseded": "A newer file of the month covers this row's unit | 已被同月更新文件替代",
+        "superseded": "A newer file of the month covers this row's unit, or a later row repeats its key | 已被更新的文件或行替代",
         "counted": "accepted and not superseded: the row counts in the roll-up | 纳入汇总",
         "person_key": "Keyed hash (HMAC-SHA256) of the ID number: the same person has the same key | 身份证号的加密哈希",
         "sex_from_id": "Sex derived from the ID number before hashing | 由身份证号得出的性别",
@@ -87,7 +87,18 @@ def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
     out = (out.join(newest, on=key, how="left", nulls_equal=False)
            .with_columns(superseded=pl.col("newest_file").is_not_null()
                          & (pl.col("newest_file") != pl.col("source_file")))
-           .drop("newest_file")
+           .drop("newest_file"))
+    # One counted row per form key (a unit, a person on a roster, an organisation): where an
+    # accepted row repeats a key, the last one read counts.
+    key = list(form.key)
+    order = pl.int_range(pl.len()).over(key, order_by=["received_at", "source_file", "excel_row"])
+    last = pl.len().over(key) - 1
+    live = out.filter(pl.col("accepted") & ~pl.col("superseded")).with_row_index("_i")
+    repeated = live.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in key)).filter(order < last)
+    out = (out.join(repeated.select("source_file", "source_sheet", "excel_row").with_columns(_rep=pl.lit(True)),
+                    on=["source_file", "source_sheet", "excel_row"], how="left")
+           .with_columns(superseded=pl.col("superseded") | pl.col("_rep").fill_null(False))
+           .drop("_rep")
            .with_columns(counted=pl.col("accepted") & ~pl.col("superseded")))
     return out.select(pl.lit(period).alias("period"), pl.all())
 

@@ -36,3 +36,18 @@ def test_newest_file_wins_per_unit_and_key(tmp_path):
         coverage = con.execute("select numerator, denominator from mart.indicator_values where unit_code = "
                                "'510400000000' and indicator_id = 'civil_affairs_institution_post_coverage'").fetchone()
         assert coverage == (1.0, 2.0)
+
+
+def test_a_unit_repeated_in_one_file_counts_once_with_its_last_row(tmp_path):
+    from fixtures.build_fixtures import SG01
+    month = tmp_path / "inbox" / "2024-05"
+    write_xlsx(month / "t.xlsx", [("月报", [SG01,
+        ["510402001002", "大渡口街社区居民委员会", 5000, 900, 8, 3, "是", 10, 2, "是", "否", 1, 1],
+        ["510402001002", "大渡口街社区居民委员会", 5100, 900, 9, 4, "是", 10, 2, "是", "否", 1, 1]])])
+    db = tmp_path / "w.duckdb"
+    monthly_rollup(period="2024-05", inbox=str(tmp_path / "inbox"), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select excel_row, superseded, counted from staging.sg01 order by excel_row").fetchall() == [
+            (2, True, False), (3, False, True)]
+        assert con.execute("select numerator, denominator from mart.indicator_values where unit_code = "
+                           "'510402001000' and indicator_id = 'community_worker_certified_share'").fetchone() == (4.0, 9.0)

@@ -17,39 +17,25 @@ talents as (
     group by unit_code
 ),
 
--- One row per unit: where a file repeats a unit, its last row counts.
+-- Counted rows are one per form key (staging marks repeats and superseded files).
 sg01 as (
-    select *
-    from staging.sg01
-    where period = getvariable('period') and counted
-    qualify row_number() over (partition by unit_code order by received_at desc, source_file desc, excel_row desc) = 1
+    select * from staging.sg01 where period = getvariable('period') and counted
 ),
 
 sg03 as (
-    select *
-    from staging.sg03
-    where period = getvariable('period') and counted
-    qualify row_number() over (partition by unit_code order by received_at desc, source_file desc, excel_row desc) = 1
+    select * from staging.sg03 where period = getvariable('period') and counted
 ),
 
 sg04 as (
-    select *
-    from staging.sg04
-    where period = getvariable('period') and counted
-    qualify row_number() over (partition by credit_code order by received_at desc, source_file desc, excel_row desc) = 1
+    select * from staging.sg04 where period = getvariable('period') and counted
 ),
 
 sg05 as (
-    select *
-    from staging.sg05
-    where period = getvariable('period') and counted
+    select * from staging.sg05 where period = getvariable('period') and counted
 ),
 
 sg06 as (
-    select *
-    from staging.sg06
-    where period = getvariable('period') and counted
-    qualify row_number() over (partition by unit_code order by received_at desc, source_file desc, excel_row desc) = 1
+    select * from staging.sg06 where period = getvariable('period') and counted
 ),
 
 orgs as (
