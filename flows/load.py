@@ -117,12 +117,13 @@ def load_month(con, period: str, run_id: str, records: list[FileRecord],
     clear_month(con, period)
     files = pl.DataFrame([{"period": period, "path": r.path, "sha256": r.sha256, "size_bytes": r.size_bytes,
                            "received_at": r.received_at, "format": r.format, "status": r.status,
-                           "reason_zh": r.reason_zh, "reason_en": r.reason_en, "run_id": run_id}
+                           "reason_zh": r.reason_zh, "reason_en": r.reason_en, "sender_code": r.sender_code,
+                           "run_id": run_id}
                           for r in records],
                          schema={"period": pl.String, "path": pl.String, "sha256": pl.String,
                                  "size_bytes": pl.Int64, "received_at": pl.Datetime("us"), "format": pl.String,
                                  "status": pl.String, "reason_zh": pl.String, "reason_en": pl.String,
-                                 "run_id": pl.String})
+                                 "sender_code": pl.String, "run_id": pl.String})
     _insert(con, "ingest.files", files)
     rejected_by_sheet: dict[tuple[str, str], int] = {}
     failures = []
@@ -135,12 +136,14 @@ def load_month(con, period: str, run_id: str, records: list[FileRecord],
             failures.append(fails)
         _insert(con, f"staging.{form.table}", staging_frame(form, frame, period))
     sheets = pl.DataFrame([{"period": period, "path": s.path, "sheet": s.sheet, "form": s.form,
-                            "header_row": s.header_row, "sender": s.sender, "data_rows": s.data_rows,
+                            "header_row": s.header_row, "sender": s.sender, "sender_code": s.sender_code,
+                            "data_rows": s.data_rows,
                             "rows_rejected": rejected_by_sheet.get((s.path, s.sheet), 0), "status": s.status,
                             "reason_zh": s.reason_zh, "reason_en": s.reason_en, "run_id": run_id}
                            for r in records for s in r.sheets],
                           schema={"period": pl.String, "path": pl.String, "sheet": pl.String, "form": pl.String,
-                                  "header_row": pl.Int32, "sender": pl.String, "data_rows": pl.Int32,
+                                  "header_row": pl.Int32, "sender": pl.String, "sender_code": pl.String,
+                                  "data_rows": pl.Int32,
                                   "rows_rejected": pl.Int32, "status": pl.String, "reason_zh": pl.String,
                                   "reason_en": pl.String, "run_id": pl.String})
     _insert(con, "ingest.sheets", sheets)

@@ -13,9 +13,10 @@ from prefect.cache_policies import NONE
 from prefect.context import get_run_context
 
 from . import load, pii, publish, read, rollup, validate
+from .senders import Tree, file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, load_settings
 from .errors import ConfigError
-from .registry import load_indicators, load_population, load_units, unit_index
+from .registry import load_indicators, load_population, load_units
 from .schemas import load_forms
 
 log = logging.getLogger("shegong")
@@ -54,11 +55,11 @@ def read_files(files: list[Path], inbox: Path, period: str) -> tuple[list[read.F
 
 
 @task(cache_policy=NONE)
-def validate_form(form_id: str, rows: list[dict], units: dict, headers: dict):
+def validate_form(form_id: str, rows: list[dict], tree: Tree, sheets: dict):
     """One form's rows of the month through its suite."""
     form = load_forms(SCHEMAS)[form_id]
     frame = read.to_frame(form, rows)
-    checked, failures = validate.validate(form, frame, units, headers)
+    checked, failures, _ = validate.validate(form, frame, tree, sheets)
     return form, checked, failures
 
 
@@ -76,6 +77,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
                             load_indicators(settings.indicators_toml))
         load.load_month(con, period, run_id, records, staged)
         rollup.build(con, period, settings.community_rule)
+        rollup.month_on_month(con, period, run_id, forms["SG-01"])
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
         con.execute("insert into ingest.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed')",
@@ -100,7 +102,7 @@ def monthly_rollup(period: str, inbox: str = str(DEFAULT_INBOX), db: str = str(D
     check_period(period)
     inbox_path, db_path = Path(inbox), Path(db)
     settings = load_settings()
-    units = unit_index(load_units(settings.units_csv))
+    tree = Tree(load_units(settings.units_csv))
     pii.load_key()  # fail before any work when there is no key
     run_id = str(uuid.uuid4())
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -112,10 +114,16 @@ def monthly_rollup(period: str, inbox: str = str(DEFAULT_INBOX), db: str = str(D
     with publish.run_lock(db_path):
         files = discover_files(inbox_path, period)
         records, rows = read_files(files, inbox_path, period)
-        headers = {(s.path, s.sheet): s.headers for r in records for s in r.sheets if s.form}
+        senders = file_senders(records, rows, tree)
+        for r in records:
+            r.sender_code = senders.get(r.path)
+            for sh in r.sheets:
+                sh.sender_code = tree.resolve(sh.sender)
+        sheets = {(sh.path, sh.sheet): {"headers": sh.headers, "sender": sh.sender, "sender_code": sh.sender_code}
+                  for r in records for sh in r.sheets if sh.form}
         staged = {}
         for form_id in sorted(load_forms(SCHEMAS)):
-            staged[form_id] = validate_form(form_id, rows.get(form_id, []), units, headers)
+            staged[form_id] = validate_form(form_id, rows.get(form_id, []), tree, sheets)
         building = publish.prepare(db_path, run_id)
         try:
             load_and_roll_up(building, period, run_id, started, inbox_path, records, staged, flow_run_id)

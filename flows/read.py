@@ -49,7 +49,8 @@ class SheetRecord:
     status: str = "read"  # read | skipped | rejected
     reason_zh: str | None = None
     reason_en: str | None = None
-    sender: str | None = None
+    sender: str | None = None  # 填报单位 as written in the sheet
+    sender_code: str | None = None  # the registry unit it names, if one
     headers: dict[str, str] = field(default_factory=dict)  # field -> header text as sent
 
 
@@ -63,6 +64,7 @@ class FileRecord:
     status: str = "read"  # read | rejected
     reason_zh: str | None = None
     reason_en: str | None = None
+    sender_code: str | None = None  # the unit that sent it (see senders.py)
     sheets: list[SheetRecord] = field(default_factory=list)
 
 
@@ -238,10 +240,38 @@ def _is_footer_or_total(row: list, layout: Layout) -> bool:
     return code_blank and any(_TOTAL.match(re.sub(r"\s+", "", text_of(c) or "")) for c in row[:4])
 
 
-def _convert_row(layout: Layout, row: list, key: bytes) -> dict:
+_SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+\d+$", re.I)
+_TICKS = {"√", "✓", "✔"}
+
+
+def _lost_codes(layout: Layout, data: list[list]) -> str | None:
+    """The header of a code column that Excel turned into 5.10402E+11, which no one can undo."""
+    for i, f in layout.columns.items():
+        if f.type in ("code", "id_number", "credit_code"):
+            for row in data:
+                if i < len(row) and isinstance(row[i], str) and _SCIENTIFIC.match(row[i].strip()):
+                    return layout.headers[f.name]
+    return None
+
+
+def _checkbox_columns(layout: Layout, data: list[list]) -> set[int]:
+    """Yes/no columns filled in the tick style (√ or blank): there a blank means 否, not missing."""
+    out = set()
+    for i, f in layout.columns.items():
+        if f.type != "yesno":
+            continue
+        texts = {(text_of(row[i]) or "").strip() for row in data if i < len(row)} - {""}
+        if texts and texts <= _TICKS:
+            out.add(i)
+    return out
+
+
+def _convert_row(layout: Layout, row: list, key: bytes, checkbox: set[int] = frozenset()) -> dict:
     out = {}
     for i, f in layout.columns.items():
         value = row[i] if i < len(row) else None
+        if i in checkbox and is_blank(value):
+            value = "否"
         typed, ok = convert(f, value)
         if f.type == "id_number":
             # Hash at once: the ID number itself goes no further than this function.
@@ -312,14 +342,24 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
             sheet.reason_en = f"{form.id}: required columns missing: {missing}"
             log.warning("sheet rejected: %s [%s]: %s", rel, name, sheet.reason_en)
             continue
+        data = [rows[i] for i in range(layout.header_start + layout.header_rows, len(rows))]
+        lost = _lost_codes(layout, data)
+        if lost:
+            sheet.status = "rejected"
+            sheet.reason_zh = (f"「{lost}」列的代码被 Excel 显示成了科学计数法（如 5.10402E+11），原来的12位代码已无法恢复；"
+                               f"请把该列设为文本格式，重新填写完整代码后报送")
+            sheet.reason_en = f"codes in column {lost!r} are in scientific notation: digits lost"
+            log.warning("sheet rejected: %s [%s]: %s", rel, name, sheet.reason_en)
+            continue
+        checkbox = _checkbox_columns(layout, data)
         out = rows_by_form.setdefault(form.id, [])
-        for i in range(layout.header_start + layout.header_rows, len(rows)):
-            row = rows[i]
+        for offset, row in enumerate(data):
+            i = layout.header_start + layout.header_rows + offset
             if all(is_blank(row[c]) for c in layout.columns if c < len(row)):
                 continue
             if _is_footer_or_total(row, layout):
                 continue
-            values = _convert_row(layout, row, key)
+            values = _convert_row(layout, row, key, checkbox)
             values.update(_file=rel, _sheet=name, _row=first_row + i, _received_at=record.received_at)
             out.append(values)
             sheet.data_rows += 1

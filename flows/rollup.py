@@ -52,3 +52,22 @@ def _comment(con, step: str, table: str) -> None:
     con.execute(f"comment on table {table} is {literal(meta['table'])}")
     for col, text in meta.get("columns", {}).items():
         con.execute(f'comment on column {table}."{col}" is {literal(text)}')
+
+
+def month_on_month(con: duckdb.DuckDBPyConnection, period: str, run_id: str, form) -> int:
+    """Warnings for figures that doubled or halved since last month; returns how many."""
+    query = (SQL / "checks" / "month_on_month.sql").read_text(encoding="utf-8")
+    rows = con.execute(query).fetchall()
+    names = {f.name: f.header for f in form.fields}
+    for form_id, path, sheet, excel_row, unit_code, field, now, before in rows:
+        if field == "talents":
+            header, what = "", f"本单位本月台账在册人才 {now:g} 人，上月 {before:g} 人"
+        else:
+            header, what = names[field], f"「{names[field]}」本月为 {now:g}，上月为 {before:g}"
+        detail = f"{what}，变化超过一倍；如填报无误可忽略此提示，否则请更正后重新报送"
+        message = f"文件「{path}」工作表「{sheet}」第 {excel_row} 行：{detail}"
+        con.execute("insert into ingest.failures (period, form, path, sheet, excel_row, field, column_header, value, "
+                    "rule, severity, message_zh, detail_zh, run_id) values (?, ?, ?, ?, ?, ?, ?, ?, 'month_on_month', "
+                    "'warning', ?, ?, ?)",
+                    [period, form_id, path, sheet, excel_row, field, header, f"{now:g}", message, detail, run_id])
+    return len(rows)

@@ -30,7 +30,7 @@ TYPE_ZH = {
 FAILURE_SCHEMA = {
     "form": pl.String, "path": pl.String, "sheet": pl.String, "excel_row": pl.Int64,
     "field": pl.String, "column_header": pl.String, "value": pl.String, "rule": pl.String,
-    "severity": pl.String, "message_zh": pl.String,
+    "severity": pl.String, "message_zh": pl.String, "detail_zh": pl.String,
 }
 
 
@@ -69,7 +69,7 @@ def context():
     return _CONTEXT
 
 
-def checks_for(form: Form, units: dict[str, tuple[str, str]]) -> list[Check]:
+def checks_for(form: Form, tree) -> list[Check]:
     """The expectations of a form, generated from its schema and the registry."""
     gx = _gx()
     E = gx.expectations
@@ -82,11 +82,14 @@ def checks_for(form: Form, units: dict[str, tuple[str, str]]) -> list[Check]:
             out.append(Check(E.ExpectColumnValuesToNotBeNull(column=f.name), "required", f.name, "error",
                              "「{header}」为必填项，不能为空"))
         if f.name == "unit_code":
-            codes = sorted(c for c, (_, level) in units.items() if level in form.unit_levels)
+            codes = sorted(c for c, level in tree.level.items() if level in form.unit_levels)
             levels = "或".join(LEVEL_ZH[lv] for lv in form.unit_levels)
             out.append(Check(E.ExpectColumnValuesToBeInSet(column=f.name, value_set=codes), "registry",
                              f.name, "error",
                              f"「{{header}}」{{value}} 不是区划登记册中的{levels}代码；请填写12位统计用区划代码"))
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column="unit_code__in_scope", value_set=[True]),
+                             "sender_scope", f.name, "error",
+                             "「{header}」{value} 不属于填报单位「{sender}」的管辖范围；请只填报本单位及下辖单位的数据"))
         elif f.type in ("integer", "number"):
             out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, min_value=0), "range", f.name,
                              "error", "「{header}」为 {value}，不能小于 0"))
@@ -100,6 +103,10 @@ def checks_for(form: Form, units: dict[str, tuple[str, str]]) -> list[Check]:
             out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__valid", value_set=[True]),
                              "check_digit", f.name, "error",
                              "「{header}」不是有效的公民身份号码（出生日期或校验位不对）；请核对（号码不在此显示）"))
+        if f.name == "sex" and any(g.type == "id_number" for g in form.fields):
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column="sex__matches_id", value_set=[True]),
+                             "sex_matches_id", f.name, "error",
+                             "「{header}」为「{value}」，与公民身份号码（第17位）表示的性别不符；请核对性别或号码"))
         elif f.type == "credit_code":
             out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__valid", value_set=[True]),
                              "check_digit", f.name, "error",
@@ -150,17 +157,39 @@ def _display(v) -> str:
     return str(v)
 
 
-def validate(form: Form, frame: pl.DataFrame, units: dict[str, tuple[str, str]],
-             headers: dict[tuple[str, str], dict[str, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Run the form's suite over the month's frame: (frame with `accepted`, failures)."""
-    if frame.height == 0:
-        return frame.with_columns(accepted=pl.lit(True)), pl.DataFrame(schema=FAILURE_SCHEMA)
+def derive(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> pl.DataFrame:
+    """Columns the cross-field checks look at: name against registry, sender's scope, sex."""
+    names = tree.name
+    sender_of = {k: v.get("sender_code") for k, v in sheets.items()}
+    sender_name = {k: v.get("sender") for k, v in sheets.items()}
+    keys = list(zip(frame["_file"].to_list(), frame["_sheet"].to_list()))
+    codes = frame["unit_code"].to_list()
+    scope = [None if sender_of.get(k) is None or c not in names else tree.within(c, sender_of[k])
+             for k, c in zip(keys, codes)]
+    frame = frame.with_columns(unit_code__in_scope=pl.Series(scope, dtype=pl.Boolean),
+                               _sender=pl.Series([sender_name.get(k) for k in keys], dtype=pl.String))
     if "unit_name" in frame.columns:
-        names = {c: n for c, (n, _) in units.items()}
-        frame = frame.with_columns(unit_name__registry=pl.struct("unit_code", "unit_name").map_elements(
-            lambda s: None if s["unit_name"] is None or s["unit_code"] not in names
-            else _same_name(s["unit_name"], names[s["unit_code"]]), return_dtype=pl.Boolean))
-    checks = checks_for(form, units)
+        frame = frame.with_columns(unit_name__registry=pl.Series(
+            [None if n is None or c not in names else _same_name(n, names[c])
+             for c, n in zip(codes, frame["unit_name"].to_list())], dtype=pl.Boolean))
+    if "sex_from_id" in frame.columns and "sex" in frame.columns:
+        frame = frame.with_columns(sex__matches_id=pl.when(pl.col("sex").is_null() | pl.col("sex_from_id").is_null())
+                                   .then(None).otherwise(pl.col("sex") == pl.col("sex_from_id")))
+    return frame
+
+
+def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str], dict]
+             ) -> tuple[pl.DataFrame, pl.DataFrame, object]:
+    """Run the form's suite over the month's frame: (frame with `accepted`, failures, GX result).
+
+    `sheets` maps (file, sheet) to {"headers": field -> header as sent, "sender": 填报单位 text,
+    "sender_code": the unit it names, if any}.
+    """
+    if frame.height == 0:
+        return frame.with_columns(accepted=pl.lit(True)), pl.DataFrame(schema=FAILURE_SCHEMA), None
+    frame = derive(form, frame, tree, sheets)
+    headers = {k: v.get("headers", {}) for k, v in sheets.items()}
+    checks = checks_for(form, tree)
     gx = _gx()
     ctx = context()
     suite = gx.ExpectationSuite(name=f"{form.table}")
@@ -198,9 +227,36 @@ def validate(form: Form, frame: pl.DataFrame, units: dict[str, tuple[str, str]],
         else pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
     bad = set(fail.filter(pl.col("severity") == "error")["_row_id"].to_list())
     frame = frame.with_columns(accepted=~pl.col("_row_id").is_in(list(bad)))
+    if form.roster:
+        conflicts = roster_conflicts(form, frame, tree, headers)
+        if conflicts.height:
+            fail = pl.concat([fail, conflicts])
     if failures:
         log.info("%s: %d of %d rows rejected, %d failures", form.id, len(bad), frame.height, len(failures))
-    return frame, fail.drop("_row_id")
+    return frame, fail.drop("_row_id"), result
+
+
+def roster_conflicts(form: Form, frame: pl.DataFrame, tree, headers) -> pl.DataFrame:
+    """A person on two units' rosters in one month: counted once (rule 1), listed as a warning
+    on each of the rows, naming the other units (never the person)."""
+    live = frame.filter(pl.col("accepted") & pl.col("id_number").is_not_null() & pl.col("unit_code").is_not_null())
+    units = live.group_by("id_number").agg(pl.col("unit_code").unique().sort().alias("units"))
+    units = units.filter(pl.col("units").list.len() > 1)
+    if units.height == 0:
+        return pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
+    rows = live.join(units, on="id_number")
+    out = []
+    for r in rows.iter_rows(named=True):
+        # Where counting rule 1 puts the person: the most local unit, then the smallest code.
+        rank = {"village": 4, "township": 3, "county": 2, "city": 1}
+        counted = min(r["units"], key=lambda c: (-rank.get(tree.level.get(c), 0), c))
+        others = "、".join(f"{tree.name.get(c, c)}（{c}）" for c in r["units"] if c != r["unit_code"])
+        header = headers.get((r["_file"], r["_sheet"]), {}).get("id_number", form.field("id_number").header)
+        body = (f"此人本月同时列在{others}的台账中；按计数规则只计一次，计入「{tree.name.get(counted, counted)}」。"
+                f"如已调离，请从相应台账中删除")
+        out.append((form.id, r["_file"], r["_sheet"], r["_row"], "id_number", header, "（已隐去）", "roster_conflict",
+                    "warning", f"文件「{r['_file']}」工作表「{r['_sheet']}」第 {r['_row']} 行：{body}", body, r["_row_id"]))
+    return pl.DataFrame(out, schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32}, orient="row")
 
 
 def _same_name(sent: str, registered: str) -> bool:
@@ -223,7 +279,8 @@ def _failure(form: Form, check: Check, row: dict, headers) -> tuple:
     if check.other:
         other_header = sheet_headers.get(check.other, form.field(check.other).header)
         other_value = _display(row.get(check.other))
-    body = check.message.format(header=header, value=value, other_header=other_header, other_value=other_value)
+    body = check.message.format(header=header, value=value, other_header=other_header, other_value=other_value,
+                                sender=row.get("_sender") or "")
     message = f"文件「{row['_file']}」工作表「{row['_sheet']}」第 {row['_row']} 行：{body}"
     return (form.id, row["_file"], row["_sheet"], row["_row"], check.field, header, value, check.rule,
-            check.severity, message, row["_row_id"])
+            check.severity, message, body, row["_row_id"])

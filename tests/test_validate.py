@@ -6,7 +6,8 @@ FILE_A = "东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx"
 
 def test_failures_name_file_sheet_row_column_value_and_fix(con):
     rows = con.execute("select form, path, sheet, excel_row, column_header, value, rule, severity, message_zh "
-                       "from ingest.failures where period = '2024-03' order by form, excel_row").fetchall()
+                       "from ingest.failures where period = '2024-03' and severity = 'error' "
+                       "order by form, excel_row").fetchall()
     assert rows == [
         ("SG-01", FILE_A, "村社区月报", 8, "其中持证人数", "5", "le", "error",
          f"文件「{FILE_A}」工作表「村社区月报」第 8 行：「其中持证人数」（5）不能大于「社区专职工作者人数」（4）"),
@@ -21,15 +22,44 @@ def test_failures_name_file_sheet_row_column_value_and_fix(con):
     ]
 
 
+def test_person_on_two_rosters_is_listed_as_a_conflict_without_personal_data(con):
+    rows = con.execute("select path, excel_row, value, detail_zh from ingest.failures where rule = 'roster_conflict' "
+                       "order by path, excel_row").fetchall()
+    assert rows == [
+        ("东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx", 4, "（已隐去）",
+         "此人本月同时列在大渡口街道（510402001000）的台账中；按计数规则只计一次，计入「大渡口街社区居民委员会」。如已调离，请从相应台账中删除"),
+        ("东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx", 6, "（已隐去）",
+         "此人本月同时列在水塘村村民委员会（510421100201）的台账中；按计数规则只计一次，计入「东方红社区居民委员会」。如已调离，请从相应台账中删除"),
+        ("东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx", 8, "（已隐去）",
+         "此人本月同时列在大渡口街社区居民委员会（510402001002）的台账中；按计数规则只计一次，计入「大渡口街社区居民委员会」。如已调离，请从相应台账中删除"),
+        ("米易县/SG-02台账.csv", 6, "（已隐去）",
+         "此人本月同时列在东方红社区居民委员会（510402001004）的台账中；按计数规则只计一次，计入「东方红社区居民委员会」。如已调离，请从相应台账中删除"),
+    ]
+
+
+def test_sender_is_resolved_from_the_sheet_or_the_rows(con):
+    rows = dict(con.execute("select path, sender_code from ingest.files where period = '2024-03'").fetchall())
+    assert rows == {
+        "东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx": "510402001000",  # 填报单位：大渡口街道
+        "东区/东区民政局3月.xlsx": "510402000000",           # no 填报单位: the unit covering its rows
+        "东区/上月报表.xlsx": "510402000000",                # refused sheet, no rows: its folder 东区
+        "东区/照片.jpg": "510402000000", "东区/说明.xlsx": "510402000000",
+        "米易县/SG-02台账.csv": "510421100000",              # no 填报单位: its rows are all in 攀莲镇
+        "米易县/攀莲镇2024年3月社工报表.xls": "510421100000",
+        "市本级/市级机构.csv": "510400000000", "市本级/市综合.csv": "510400000000",
+    }
+
+
 def test_registry_type_enum_and_warning_failures():
     from flows.config import SCHEMAS, load_settings
     from flows.read import to_frame
-    from flows.registry import load_units, unit_index
+    from flows.registry import load_units
+    from flows.senders import Tree
     from flows.schemas import load_forms
     from flows.validate import validate
 
     form = load_forms(SCHEMAS)["SG-03"]
-    units = unit_index(load_units(load_settings().units_csv))
+    tree = Tree(load_units(load_settings().units_csv))
     base = {"_file": "a.xlsx", "_sheet": "S", "_received_at": None}
     rows = [
         dict(base, _row=4, unit_code="510402001000", unit_name="大渡口街道", station_in_service=True,
@@ -38,8 +68,11 @@ def test_registry_type_enum_and_warning_failures():
         dict(base, _row=5, unit_code="510402001002", unit_name="大渡口街社区", station_in_service=False),
         dict(base, _row=6, unit_code="510402002000", unit_name="炳草岗", station_in_service=None,
              station_in_service__ok=False, station_in_service__raw="建设中"),
+        # 东区 names itself as the sender: a 米易县 town is outside its part of the tree.
+        dict(base, _row=7, unit_code="510421100000", unit_name="攀莲镇", station_in_service=False),
     ]
-    frame, failures = validate(form, to_frame(form, rows), units, {("a.xlsx", "S"): {"operation_mode": "运营模式"}})
+    sheets = {("a.xlsx", "S"): {"headers": {"operation_mode": "运营模式"}, "sender": "东区", "sender_code": "510402000000"}}
+    frame, failures, _ = validate(form, to_frame(form, rows), tree, sheets)
     got = sorted(failures.select("excel_row", "rule", "severity", "message_zh").iter_rows())
     prefix = "文件「a.xlsx」工作表「S」第 {} 行："
     assert got == [
@@ -49,5 +82,7 @@ def test_registry_type_enum_and_warning_failures():
                                                     "请填写12位统计用区划代码"),
         (6, "registry_name", "warning", prefix.format(6) + "「乡镇（街道）名称」「炳草岗」与登记册中该代码的名称不一致；请核对代码和名称"),
         (6, "type", "error", prefix.format(6) + "「是否建成社工站」的值「建设中」无法识别，应为“是”或“否”"),
+        (7, "sender_scope", "error", prefix.format(7) + "「乡镇（街道）代码」510421100000 不属于填报单位「东区」的管辖范围；"
+                                                        "请只填报本单位及下辖单位的数据"),
     ]
-    assert frame["accepted"].to_list() == [False, False, False]
+    assert frame["accepted"].to_list() == [False, False, False, False]

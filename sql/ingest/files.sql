@@ -23,3 +23,7 @@ comment on column ingest.files.status is 'read, or rejected (whole file) | 读�
 comment on column ingest.files.reason_zh is 'Why the file was rejected, for the sender | 拒收原因';
 comment on column ingest.files.reason_en is 'Why the file was rejected, for us | Rejection reason';
 comment on column ingest.files.run_id is 'Run that read the file | 运行编号';
+
+-- Added after the first release: kept as ALTERs so that older warehouses gain them on the next run.
+alter table ingest.files add column if not exists sender_code varchar;
+comment on column ingest.files.sender_code is 'Unit that sent the file: named in a sheet (填报单位), else the nearest unit covering its rows, else a folder named after a unit | 报送单位代码';

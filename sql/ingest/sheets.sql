@@ -26,3 +26,6 @@ comment on column ingest.sheets.status is 'read, skipped (no form) or rejected (
 comment on column ingest.sheets.reason_zh is 'Why skipped or rejected, for the sender | 原因';
 comment on column ingest.sheets.reason_en is 'Why skipped or rejected, for us | Reason';
 comment on column ingest.sheets.run_id is 'Run that read the sheet | 运行编号';
+
+alter table ingest.sheets add column if not exists sender_code varchar;
+comment on column ingest.sheets.sender_code is 'Registry unit named by 填报单位, if it names one unambiguously | 填报单位代码';

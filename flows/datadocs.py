@@ -1,0 +1,140 @@
+"""Data Docs: each run's Great Expectations results as the static HTML site GX itself builds.
+
+Everything lives under one folder, `site_dir` (e.g. data/validation-docs/):
+
+    index.html, validations/, expectations/, static/   the site: open index.html in a browser
+    .gx-store/validations/<suite>/<run name>/<run time>/<batch>.json   the results the pages are built from
+    .gx-store/expectations/<suite>.json                 each form's suite as last published
+
+The store sits inside the site on purpose: GX's index builder deletes any page whose source
+result it cannot find, so pages and results must be kept, copied or removed together.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("shegong")
+
+STORE = ".gx-store"
+SITE_NAME = "local_site"
+
+
+def _gx():
+    # Same guard as flows.validate: no telemetry, whichever module imports GX first.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    # Pins its own logger at INFO; nothing here is news for whoever runs the month.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    return gx
+
+
+def _docs_context(site_dir: Path):
+    """A context whose only job is to keep results and build the site, both under site_dir.
+
+    Built directly rather than with gx.get_context(), which would also make it the process-wide
+    current context that unbound suites of the validate step resolve through.
+    """
+    _gx()
+    from great_expectations.data_context import EphemeralDataContext
+    from great_expectations.data_context.types.base import (
+        DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig)
+
+    store = site_dir / STORE
+    # Checkpoints and validation definitions are not used: in memory. No temporary docs site.
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    stores = defaults.stores
+    for name, sub in ((defaults.expectations_store_name, "expectations"),
+                      (defaults.validation_results_store_name, "validations")):
+        # Absolute paths: nothing is resolved against the working directory.
+        stores[name]["store_backend"] = {"class_name": "TupleFilesystemStoreBackend",
+                                         "base_directory": str(store / sub)}
+    site = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,  # GX tutorial links mean nothing to the bureau
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+        "site_section_builders": {
+            # No profiling pages, so no run name is ever filtered out as "profiling" (GX's default
+            # splits runs between the two sections by that word).
+            "profiling": "None",
+            "validations": {"run_name_filter": {"matches_regex": "."}},
+        },
+    }
+    config = DataContextConfig(store_backend_defaults=defaults, stores=stores, data_docs_sites={SITE_NAME: site},
+                               analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False))
+    context = EphemeralDataContext(project_config=config)
+    # The page header loads GX's logo from GX's servers with this id appended: a usage beacon.
+    # Without an id the pages carry none.
+    context.variables.data_context_id = None
+    return context
+
+
+def _batch_identifier(result) -> str:
+    # What GX's own Batch.id would be for a whole-dataframe batch: "<datasource>-<asset>".
+    batch = result.meta.get("active_batch_definition") or {}
+    parts = [batch.get("datasource_name"), batch.get("data_asset_name") or result.asset_name]
+    return "-".join(p for p in parts if p) or result.suite_name
+
+
+def _suite_of(result):
+    """The suite as it ran, rebuilt from the result, for the suite page each result links to."""
+    from great_expectations.core import ExpectationSuite
+    expectations = [r.expectation_config.to_domain_obj() for r in result.results if r.expectation_config]
+    return ExpectationSuite(name=result.suite_name, expectations=expectations)
+
+
+def publish_results(results: list, site_dir: Path, run_name: str) -> Path:
+    """Write the given GX validation results (ExpectationSuiteValidationResult objects, one per form,
+    as returned by batch.validate) into the Data Docs site at site_dir, keeping earlier runs' pages,
+    and return the path of the site's index.html.
+
+    `None` entries (a form with no rows, so no validation) are skipped. The results themselves are
+    not changed: the stored copies carry `run_name` and the publishing time as their run id.
+    """
+    if not run_name or not run_name.strip() or run_name.strip(".") == "" or any(c in run_name for c in "/\\"):
+        # The run name becomes a folder name of the store and the site.
+        raise ValueError(f"run name {run_name!r} cannot name a folder; use e.g. '2024-03 <run id>'")
+    _gx()
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier, ValidationResultIdentifier)
+
+    site_dir = Path(site_dir).resolve()
+    context = _docs_context(site_dir)
+    run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.timezone.utc))
+    keys, suites, taken = [], {}, set()
+    for result in results:
+        if result is None:
+            continue
+        if not isinstance(result, ExpectationSuiteValidationResult):
+            raise TypeError(f"expected an ExpectationSuiteValidationResult, got {type(result).__name__}")
+        # batch.validate leaves the run id out; the pages read the run name from meta.
+        stored = copy.copy(result)
+        stored.meta = {**result.meta, "run_id": run_id, "validation_time": run_id.run_time}
+        suite_key = ExpectationSuiteIdentifier(name=result.suite_name)
+        batch, n = _batch_identifier(result), 1
+        while (result.suite_name, batch) in taken:  # two results of one suite in a run: keep both
+            n += 1
+            batch = f"{_batch_identifier(result)}-{n}"
+        taken.add((result.suite_name, batch))
+        key = ValidationResultIdentifier(suite_key, run_id, batch)
+        context.validation_results_store.set(key, stored)
+        suites[result.suite_name] = (suite_key, result)
+        keys.append(key)
+    for suite_key, result in suites.values():
+        # Straight to the store: the suite factory's add_or_update matches every expectation
+        # against the stored ones to keep their ids (slow for suites with long value sets),
+        # and the pages need no ids.
+        context.expectations_store.add_or_update(suite_key, _suite_of(result))
+        keys.append(suite_key)
+    index = site_dir / "index.html"
+    if keys or not index.exists():
+        # Only this run's pages are rendered; the index is rebuilt from every stored result.
+        # (An empty list would mean "render every page again", hence the guard.)
+        context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=keys or None)
+    log.debug("data docs: %d results of run %s in %s", len(keys) - len(suites), run_name, index)
+    return index
