@@ -43,7 +43,9 @@ def cmd_run(args) -> int:
     for period in months:
         s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
         print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
-              f"（未通过校验 {s['rows_rejected']}）")
+              f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
+              + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
+    print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
         print()
         print(indicator_table(Path(args.db), months[0]))
@@ -82,6 +84,13 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_templates(args) -> int:
+    from .templates import write_templates
+    paths = write_templates(args.period, Path(args.out), db=Path(args.db), unit=args.unit)
+    print(f"{args.period} 报表模板 {len(paths)} 份：{Path(args.out) / args.period}/")
+    return 0
+
+
 def cmd_keygen(args) -> int:
     from .pii import make_key_file
     path, created = make_key_file(Path(args.file) if args.file else None, force=args.force)
@@ -113,6 +122,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--from", dest="start", default="2022-08")
     g.add_argument("--to", dest="end", default="2025-12")
     g.set_defaults(func=cmd_sample)
+
+    t = sub.add_parser("templates", help="write each reporting unit's xlsx for a month, its own rows filled in")
+    t.add_argument("--period", required=True, help="the month the templates are for, YYYY-MM")
+    t.add_argument("--unit", help="one unit's template only (12-digit code)")
+    t.add_argument("--out", type=Path, default=Path("data/templates"), help="folder (default %(default)s)")
+    t.add_argument("--db", type=Path, default=DEFAULT_DB, help="warehouse with last month's values")
+    t.set_defaults(func=cmd_templates)
 
     k = sub.add_parser("keygen", help="create the key that hashes ID numbers, if absent")
     k.add_argument("--file", help="key file (default $SHEGONG_ID_KEY_FILE or .secrets/id-hash.key)")

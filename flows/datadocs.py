@@ -15,6 +15,7 @@ import copy
 import datetime as dt
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("shegong")
@@ -30,6 +31,18 @@ def _gx():
     # Pins its own logger at INFO; nothing here is news for whoever runs the month.
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     return gx
+
+
+@contextmanager
+def _quiet(name: str):
+    """Hold a GX logger at WARNING for a moment, leaving its level as it was afterwards."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _docs_context(site_dir: Path):
@@ -65,7 +78,9 @@ def _docs_context(site_dir: Path):
     }
     config = DataContextConfig(store_backend_defaults=defaults, stores=stores, data_docs_sites={SITE_NAME: site},
                                analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False))
-    context = EphemeralDataContext(project_config=config)
+    # Every new context logs its (empty) list of data sources at INFO.
+    with _quiet("great_expectations.datasource.fluent.config"):
+        context = EphemeralDataContext(project_config=config)
     # The page header loads GX's logo from GX's servers with this id appended: a usage beacon.
     # Without an id the pages carry none.
     context.variables.data_context_id = None
@@ -115,6 +130,9 @@ def publish_results(results: list, site_dir: Path, run_name: str) -> Path:
         # batch.validate leaves the run id out; the pages read the run name from meta.
         stored = copy.copy(result)
         stored.meta = {**result.meta, "run_id": run_id, "validation_time": run_id.run_time}
+        if result.asset_name and isinstance(result.meta.get("batch_spec"), dict):
+            # The page header reads the asset from the batch spec, which fluent batches leave out.
+            stored.meta["batch_spec"] = {"data_asset_name": result.asset_name, **result.meta["batch_spec"]}
         suite_key = ExpectationSuiteIdentifier(name=result.suite_name)
         batch, n = _batch_identifier(result), 1
         while (result.suite_name, batch) in taken:  # two results of one suite in a run: keep both

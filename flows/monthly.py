@@ -12,7 +12,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
 
-from . import load, pii, publish, read, rollup, validate
+from . import datadocs, feedback, load, pii, publish, read, rollup, validate
 from .senders import Tree, file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, load_settings
 from .errors import ConfigError
@@ -59,8 +59,8 @@ def validate_form(form_id: str, rows: list[dict], tree: Tree, sheets: dict):
     """One form's rows of the month through its suite."""
     form = load_forms(SCHEMAS)[form_id]
     frame = read.to_frame(form, rows)
-    checked, failures, _ = validate.validate(form, frame, tree, sheets)
-    return form, checked, failures
+    checked, failures, result = validate.validate(form, frame, tree, sheets)
+    return form, checked, failures, result
 
 
 @task(cache_policy=NONE)
@@ -96,6 +96,22 @@ def publish_warehouse(building: Path, db: Path) -> None:
     publish.swap(building, db)
 
 
+@task(cache_policy=NONE)
+def write_feedback(db: Path, period: str) -> list[Path]:
+    """A workbook of problems for each sender of the month, beside the warehouse."""
+    return feedback.write_feedback(db, period, feedback_dir(db))
+
+
+def feedback_dir(db: Path) -> Path:
+    return db.parent / "feedback"
+
+
+@task(cache_policy=NONE)
+def publish_data_docs(results: list, db: Path, run_name: str) -> Path:
+    """The run's Great Expectations results, added to the Data Docs site beside the warehouse."""
+    return datadocs.publish_results(results, (db.parent / "validation").resolve(), run_name)
+
+
 @flow(name="monthly-rollup", flow_run_name="rollup-{period}", log_prints=False)
 def monthly_rollup(period: str, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB)) -> dict:
     """Roll up one month of the inbox into the warehouse and publish it."""
@@ -121,18 +137,24 @@ def monthly_rollup(period: str, inbox: str = str(DEFAULT_INBOX), db: str = str(D
                 sh.sender_code = tree.resolve(sh.sender)
         sheets = {(sh.path, sh.sheet): {"headers": sh.headers, "sender": sh.sender, "sender_code": sh.sender_code}
                   for r in records for sh in r.sheets if sh.form}
-        staged = {}
+        staged, results = {}, []
         for form_id in sorted(load_forms(SCHEMAS)):
-            staged[form_id] = validate_form(form_id, rows.get(form_id, []), tree, sheets)
+            form, checked, failures, result = validate_form(form_id, rows.get(form_id, []), tree, sheets)
+            staged[form_id] = (form, checked, failures)
+            results.append(result)
         building = publish.prepare(db_path, run_id)
         try:
             load_and_roll_up(building, period, run_id, started, inbox_path, records, staged, flow_run_id)
             publish_warehouse(building, db_path)
         finally:
             publish.discard(building)
+        sent = write_feedback(db_path, period)
+        docs = publish_data_docs(results, db_path, f"{period} {run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
     log.info("%s: %d files (%d rejected), %d rows rejected; published %s",
              period, len(records), len(rejected_files), rows_rejected, db_path)
     return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
-            "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected}
+            "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected,
+            "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
+            "data_docs": str(docs)}

@@ -9,10 +9,12 @@ import codecs
 import csv
 import datetime as dt
 import hashlib
+import html
 import io
 import logging
 import re
 import unicodedata
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ _TOTAL = re.compile(r"^(合计|总计|小计|累计)")
 _FORM_NO = re.compile(r"SG-?0?([1-6])", re.I)
 _STATED = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月")
 _STATED_LABEL = re.compile(r"(统计期|填报月份|报告期|所属期|统计月份)[:：]?\s*(\d{4})\s*[-年./]\s*(\d{1,2})")
+_INSTRUCTIONS = re.compile(r"^(填表说明|填报说明|说明|下拉选项)$")
 _SENDER = re.compile(r"填报单位[:：]\s*([^\s:：]+)")
 # Magic numbers: an .xlsx is a zip; an OLE container is an .xls, or an .xlsx with a password.
 _ZIP, _OLE = b"PK\x03\x04", b"\xd0\xcf\x11\xe0"
@@ -92,16 +95,59 @@ def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
                            f"{ext} file is not a zip container")
     try:
         wb = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        errors = _xlsx_error_cells(data) if ext in (".xlsx", ".xlsm") else {}
         out = []
         for name in wb.sheet_names:
             sheet = wb.get_sheet_by_name(name)
-            out.append((name, sheet.start[0] + 1 if sheet.start else 1, _bounded(sheet.iter_rows())))
+            top, left = sheet.start or (0, 0)
+            rows = _bounded(sheet.iter_rows())
+            # Rows start at the sheet's first used cell; pad on the left so that indexes are columns.
+            if left:
+                rows = [[""] * left + r for r in rows]
+            for (r, c), text in errors.get(name, {}).items():
+                if 0 <= r - top < len(rows) and c < len(rows[r - top]):
+                    rows[r - top][c] = text
+            out.append((name, top + 1, rows))
         return out
     except FileRejected:
         raise
     except Exception as exc:  # calamine raises several types for broken containers
         raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
                            f"spreadsheet reader failed: {type(exc).__name__}: {exc}") from None
+
+
+_ERROR_CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*?t="e"[^>]*>(?:<f[^>]*>.*?</f>|<f[^>]*/>)?<v>([^<]*)</v>', re.S)
+
+
+def _xlsx_error_cells(data: bytes) -> dict[str, dict[tuple[int, int], str]]:
+    """Cells holding an error value (#DIV/0!, #N/A, ...) per sheet of an xlsx: the spreadsheet
+    reader gives them as blank, which would silently turn a broken formula into "not reported"."""
+    out: dict[str, dict[tuple[int, int], str]] = {}
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+        book = z.read("xl/workbook.xml")
+        rels = z.read("xl/_rels/workbook.xml.rels")
+    except (KeyError, zipfile.BadZipFile):
+        return out
+    targets = dict(re.findall(rb'<Relationship[^>]*?Id="([^"]+)"[^>]*?Target="([^"]+)"', rels))
+    targets |= {k: v for v, k in re.findall(rb'<Relationship[^>]*?Target="([^"]+)"[^>]*?Id="([^"]+)"', rels)}
+    for name, rid in re.findall(rb'<sheet [^>]*?name="([^"]+)"[^>]*?r:id="([^"]+)"', book):
+        target = targets.get(rid, b"").decode().lstrip("/")
+        path = target if target.startswith("xl/") else f"xl/{target}"
+        try:
+            xml = z.read(path)
+        except KeyError:
+            continue
+        if b't="e"' not in xml:
+            continue
+        cells = {}
+        for col, row, value in _ERROR_CELL.findall(xml):
+            c = 0
+            for ch in col.decode():
+                c = c * 26 + ord(ch) - 64
+            cells[(int(row) - 1, c - 1)] = value.decode()
+        out[html.unescape(name.decode())] = cells
+    return out
 
 
 def _bounded(rows) -> list[list]:
@@ -176,7 +222,8 @@ def _match(form: Form, labels: list[list[str]]) -> tuple[dict[int, Field], dict[
         for c in cands:
             f = words.get(normalise_header(c))
             if f and f.name not in headers:
-                columns[i], headers[f.name] = f, c
+                # As the sender reads it in a message: a line break inside the cell is not a word.
+                columns[i], headers[f.name] = f, re.sub(r"[\r\n]+", "", c).strip()
                 break
     return columns, headers
 
@@ -235,9 +282,11 @@ def _is_footer_or_total(row: list, layout: Layout) -> bool:
     first = re.sub(r"\s+", "", first)
     if _FOOTER.match(first):
         return True
+    if _TOTAL.match(first):
+        return True
     code_col = next((i for i, f in layout.columns.items() if f.name == "unit_code"), None)
-    code_blank = code_col is None or code_col >= len(row) or is_blank(row[code_col])
-    return code_blank and any(_TOTAL.match(re.sub(r"\s+", "", text_of(c) or "")) for c in row[:4])
+    code = "" if code_col is None or code_col >= len(row) else re.sub(r"\s+", "", text_of(row[code_col]) or "")
+    return not code.isdigit() and any(_TOTAL.match(re.sub(r"\s+", "", text_of(c) or "")) for c in row[:4])
 
 
 _SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+\d+$", re.I)
@@ -317,6 +366,10 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
             sheet.status, sheet.reason_zh, sheet.reason_en = "skipped", "空工作表", "empty sheet"
             continue
         layout = recognise(rows, forms)
+        if layout is None and _INSTRUCTIONS.search(name):
+            # The template's own instruction and list sheets: expected, not a problem to report.
+            sheet.status, sheet.reason_zh, sheet.reason_en = "skipped", "说明页，不含报送数据", "instructions sheet"
+            continue
         if layout is None:
             sheet.status = "skipped"
             sheet.reason_zh = "未识别出报表（SG-01 至 SG-06）：找不到表头；请使用统一模板的表头"

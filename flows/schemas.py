@@ -40,6 +40,7 @@ class Field:
     aliases: tuple[str, ...] = ()
     values: tuple = ()
     comment: str = ""
+    flow: bool = False  # a figure of the month or year to date, not a stock: never carried over
 
     @property
     def personal(self) -> bool:
@@ -98,7 +99,7 @@ def load_form(path: Path) -> Form:
         fields.append(Field(name=f["name"], header=f["header"], type=f["type"],
                             required=bool(f.get("required", False)),
                             aliases=tuple(f.get("aliases", ())), values=tuple(f.get("values", ())),
-                            comment=f.get("comment", "")))
+                            comment=f.get("comment", ""), flow=bool(f.get("flow", False))))
     names = {f.name for f in fields}
     rules = []
     for r in raw.get("rules", []):

@@ -22,8 +22,13 @@ def test_run_prints_the_city_table_quietly(tmp_path):
     p = run("run", "--period", "2024-03", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "w.duckdb"))
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert lines[0] == "2024-03: 文件 9 个（无法读取 2），数据行 32 行（未通过校验 4）"
-    assert lines[2] == "攀枝花市（市，510400000000）2024-03 社会工作专业人才队伍建设指标"
+    assert lines[0] == (f"2024-03: 文件 9 个（无法读取 2），数据行 32 行（未通过校验 4），问题反馈表 3 份："
+                        f"{tmp_path / 'feedback' / '2024-03'}/")
+    assert lines[1] == f"校验结果（Great Expectations Data Docs）：{tmp_path / 'validation' / 'index.html'}"
+    assert lines[3] == "攀枝花市（市，510400000000）2024-03 社会工作专业人才队伍建设指标"
+    assert sorted(p.name for p in (tmp_path / "feedback" / "2024-03").iterdir()) == [
+        "510402000000-东区.xlsx", "510402001000-大渡口街道.xlsx", "510421100000-攀莲镇.xlsx"]
+    assert "2024-03" in (tmp_path / "validation" / "index.html").read_text(encoding="utf-8")
     talent = next(line for line in lines if "社会工作专业人才队伍总量" in line).split()
     assert talent == ["1", "社会工作专业人才队伍总量", "9", "人", ">=2,100", "2,091", "未达标"]
     assert "Traceback" not in p.stderr and "ERROR" not in p.stderr

@@ -1,0 +1,221 @@
+"""Feedback for senders: one Chinese workbook per sender and month listing every problem found in
+their files (file, sheet, Excel row, column, the value as typed, what was expected), so that each
+office knows exactly what to correct and resend.
+
+Read from the published warehouse through a read-only connection, like report.py, so a run in
+progress or an analyst's session is no obstacle.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import xlsxwriter
+
+from .errors import ConfigError
+
+UNKNOWN_CODE = "000000000000"
+UNKNOWN_NAME = "未识别报送单位"
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Not allowed in file names on Windows (where senders open them), plus control characters.
+_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
+
+HEADER = ["文件", "工作表", "行号", "列", "填写的值", "问题及应填内容", "类别"]
+# (min, max) column widths in Excel character units; text beyond the max wraps.
+WIDTHS = [(12, 40), (8, 16), (6, 6), (8, 20), (10, 24), (40, 70), (6, 6)]
+SEVERITY_ZH = {"error": "错误", "warning": "警告"}
+FIRST_DATA_ROW = 3  # 0-based: title, counts line, header, then problems
+
+NOTES = [
+    "如何使用本清单",
+    "1. “问题清单”每行是一个问题：文件、工作表、行号（Excel 左侧显示的行号）、列（表头文字）、填写的值，以及问题和应填内容。"
+    "行号和列为空的，是整个工作表或整个文件的问题。",
+    "2. 类别为“错误”的：该行（或整个工作表、整个文件）未纳入本月汇总，请在原文件中逐条更正。",
+    "3. 类别为“警告”的：数据已纳入汇总，但请核对；确认无误的可不修改。",
+    "4. 更正后，请在本月内重新报送整份文件（不要只报送改过的几行）。同一单位的数据以最新收到的文件为准，"
+    "人才台账以新文件整体替换旧文件。",
+    "5. 整个文件无法读取的，请用 Excel 或 WPS 打开后另存为 .xlsx 再报送；照片、说明等不是报表的文件无需报送。",
+    "6. 为保护个人信息，公民身份号码等内容不在清单中显示（显示为“（已隐去）”），请按文件、工作表和行号在原文件中查找。",
+    "7. 重新报送并汇总后会重新生成本清单；问题全部更正后，本单位将不再收到清单。",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    sheet: str | None
+    excel_row: int | None
+    column: str | None
+    value: str | None
+    text: str
+    severity: str  # 'error' or 'warning'
+    sender: str
+
+    def sort_key(self):
+        # Whole-file problems first in their file, whole-sheet ones first in their sheet;
+        # then by row, errors before warnings, and the rest only to make reruns byte-identical.
+        return (self.path, self.sheet is not None, self.sheet or "", self.excel_row is not None,
+                self.excel_row or 0, self.severity != "error", self.column or "", self.value or "", self.text)
+
+
+def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
+    """Write out_dir/<period>/<code>-<name>.xlsx for each sender with problems in the month, from the
+    published warehouse (opened read-only); replace that month's earlier feedback files; return the paths."""
+    m = PERIOD.match(period or "")
+    if not m:
+        raise ConfigError(f"period {period!r} is not a month; write it as YYYY-MM, e.g. 2025-06")
+    db = Path(db)
+    if not db.exists():
+        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        # Without a run of the month we cannot tell "no problems" from "not rolled up": refuse
+        # rather than delete feedback that may still be right.
+        if not con.execute("select count(*) from ingest.runs where period = ?", [period]).fetchone()[0]:
+            raise ConfigError(f"the warehouse has no run for {period}; run `shegong run --period {period}` first")
+        problems = _problems(con, period)
+        codes = sorted({p.sender for p in problems} - {UNKNOWN_CODE})
+        names = dict(con.execute("select code, name from ref.units where code in (select unnest(?))",
+                                 [codes]).fetchall()) if codes else {}
+    finally:
+        con.close()
+
+    month_dir = Path(out_dir) / period
+    # A sender who is clean after a correction must not keep last run's list.
+    if month_dir.is_dir():
+        for old in sorted(month_dir.glob("*.xlsx")):
+            old.unlink()
+    by_sender: dict[str, list[Problem]] = {}
+    for p in problems:
+        by_sender.setdefault(p.sender, []).append(p)
+    if not by_sender:
+        return []
+    month_dir.mkdir(parents=True, exist_ok=True)
+    year, month = int(m.group(1)), int(m.group(2))
+    written = []
+    for code in sorted(by_sender):
+        name = UNKNOWN_NAME if code == UNKNOWN_CODE else names.get(code, UNKNOWN_NAME)
+        path = month_dir / f"{safe_file_name(f'{code}-{name}')}.xlsx"
+        path.write_bytes(_workbook(code, name, year, month, sorted(by_sender[code], key=Problem.sort_key)))
+        written.append(path)
+    return written
+
+
+def safe_file_name(stem: str) -> str:
+    """A file name stem with characters Windows or the shell refuse replaced by '_'."""
+    s = _UNSAFE.sub("_", stem).strip().rstrip(". ")  # Windows drops trailing dots and spaces
+    return s or "_"
+
+
+def _problems(con, period: str) -> list[Problem]:
+    rows = []
+    # A file that could not be read at all: one error for the whole file.
+    rows += con.execute(
+        """select path, null, null, null, null, reason_zh, 'error', sender_code
+           from ingest.files where period = ? and status = 'rejected'""", [period]).fetchall()
+    # A refused sheet is an error; a sheet with no recognisable form may hold data we missed.
+    for path, sheet, status, reason_zh, sender in con.execute(
+            """select s.path, s.sheet, s.status, s.reason_zh, f.sender_code
+               from ingest.sheets as s left join ingest.files as f using (period, path)
+               where s.period = ? and (s.status = 'rejected'
+                                       or (s.status = 'skipped' and s.reason_en = 'no form recognised'))""",
+            [period]).fetchall():
+        if status == "rejected":
+            rows.append((path, sheet, None, None, None, reason_zh or "整个工作表未能读取；请按模板填写后重新报送",
+                         "error", sender))
+        else:
+            rows.append((path, sheet, None, None, None,
+                         (reason_zh or "未识别出报表（SG-01 至 SG-06）") + "。如本工作表不含报送数据，可忽略此条",
+                         "warning", sender))
+    # Failed checks: detail_zh omits the location, which the other columns give.
+    rows += con.execute(
+        """select x.path, x.sheet, x.excel_row, x.column_header, x.value, coalesce(x.detail_zh, x.message_zh),
+                  x.severity, f.sender_code
+           from ingest.failures as x left join ingest.files as f using (period, path)
+           where x.period = ?""", [period]).fetchall()
+    return [Problem(path=p, sheet=s, excel_row=r, column=c, value=v, text=t or "", severity=sev,
+                    sender=(code or "").strip() or UNKNOWN_CODE)
+            for p, s, r, c, v, t, sev, code in rows]
+
+
+def _width(s: str) -> int:
+    # CJK characters take two character cells in Excel's column width units.
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _counts_line(errors: int, warnings: int) -> str:
+    head = f"错误 {errors} 条，警告 {warnings} 条。"
+    if errors:
+        return head + ("错误所在的行（或整个工作表、整个文件）未纳入汇总，请更正后在本月内重新报送整份文件；"
+                       "警告请核对，确认无误可不修改。详见“说明”工作表。")
+    return head + "数据已纳入汇总；请核对警告，确认无误可不修改，有误请更正后在本月内重新报送整份文件。详见“说明”工作表。"
+
+
+def _workbook(code: str, name: str, year: int, month: int, problems: list[Problem]) -> bytes:
+    buf = io.BytesIO()
+    # No automatic conversion of strings, belt and braces with write_string below: a sender's
+    # "=HYPERLINK(...)" must stay text. in_memory gives fixed zip timestamps.
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False,
+                                   "strings_to_numbers": False, "strings_to_urls": False})
+    # A fixed creation time (the month's first day) so reruns give identical bytes.
+    wb.set_properties({"title": f"{name}（{code}）{year}年{month}月 报送数据问题清单",
+                       "created": dt.datetime(year, month, 1)})
+    f_title = wb.add_format({"bold": True, "font_size": 14})
+    f_note = wb.add_format({"font_color": "#C00000"})
+    f_head = wb.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1, "align": "center",
+                            "valign": "vcenter"})
+    f_cell = wb.add_format({"border": 1, "valign": "top", "text_wrap": True})
+    f_num = wb.add_format({"border": 1, "valign": "top", "align": "center"})
+    f_error = wb.add_format({"border": 1, "valign": "top", "align": "center", "font_color": "#C00000",
+                             "bold": True})
+    f_warn = wb.add_format({"border": 1, "valign": "top", "align": "center", "font_color": "#9C5700"})
+
+    ws = wb.add_worksheet("问题清单")
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    ws.write_string(0, 0, f"{name}（{code}）{year}年{month}月 报送数据问题清单", f_title)
+    ws.write_string(1, 0, _counts_line(errors, warnings), f_note)
+    for c, h in enumerate(HEADER):
+        ws.write_string(2, c, h, f_head)
+    widths = [_width(h) for h in HEADER]
+    for i, p in enumerate(problems):
+        r = FIRST_DATA_ROW + i
+        cells = [p.path, p.sheet, None, p.column, p.value, p.text, SEVERITY_ZH.get(p.severity, "警告")]
+        for c, v in enumerate(cells):
+            if c == 2:
+                continue
+            fmt = (f_error if p.severity == "error" else f_warn) if c == 6 else f_cell
+            # Every text from the warehouse as a string: it may come from a sender's cell.
+            if v:
+                ws.write_string(r, c, v, fmt)
+                widths[c] = max(widths[c], max(_width(line) for line in v.splitlines() or [""]))
+            else:
+                ws.write_blank(r, c, None, fmt)
+        # The row number is ours (an integer), written as a number so Excel shows no
+        # "number stored as text" marks.
+        if p.excel_row is not None:
+            ws.write_number(r, 2, p.excel_row, f_num)
+        else:
+            ws.write_blank(r, 2, None, f_num)
+    for c, (lo, hi) in enumerate(WIDTHS):
+        ws.set_column(c, c, min(max(widths[c] + 2, lo), hi))
+    ws.freeze_panes(FIRST_DATA_ROW, 0)
+    ws.autofilter(2, 0, 2 + len(problems), len(HEADER) - 1)
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(2)
+
+    notes = wb.add_worksheet("说明")
+    notes.set_column(0, 0, 110)
+    f_wrap = wb.add_format({"text_wrap": True, "valign": "top"})
+    notes.write_string(0, 0, NOTES[0], f_title)
+    for i, line in enumerate(NOTES[1:], start=1):
+        notes.write_string(i, 0, line, f_wrap)
+    wb.close()
+    return buf.getvalue()

@@ -1,0 +1,101 @@
+"""Data Docs: results validated in the pipeline's ephemeral context, published as GX's HTML site."""
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows import validate
+from flows.datadocs import STORE, publish_results
+
+SUITE = "datadocs_demo"
+RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": ["_row_id"],
+                 "return_unexpected_index_query": False}
+
+
+@pytest.fixture(scope="module")
+def result():
+    """One suite, two expectations, one failing on `headcount`, run as flows/validate.py runs it."""
+    gx = validate._gx()
+    ctx = validate.context()
+    suite = gx.ExpectationSuite(name=SUITE)
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="unit_code"))
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(column="headcount", min_value=0))
+    ds = ctx.data_sources.get("months")
+    # Its own asset: the context is the process's one, shared with the validate tests.
+    asset = ds.add_dataframe_asset(name=SUITE)
+    batch_def = asset.add_batch_definition_whole_dataframe("month")
+    frame = pd.DataFrame({"_row_id": [0, 1, 2], "unit_code": ["510402000000", "510403000000", "510411000000"],
+                          "headcount": [3, -2, 5]})
+    res = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=RESULT_FORMAT)
+    assert not res.success
+    return res
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted((site / "validations").rglob("*.html"))
+
+
+def test_publish_keeps_every_run(result, tmp_path, monkeypatch, caplog):
+    site = tmp_path / "validation-docs"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    gx_home = Path.home() / ".great_expectations"
+    had_gx_home = gx_home.exists()
+    runs = ["2024-03 1f0c9a52-0d1e-4c55-9a43-2f9a3c1d7e01", "2024-04 7b2d4e60-5a8f-4f0e-8c1b-93e6d2a4b5c7"]
+
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Each call builds its own context from the files: the second one sees the first run
+        # only through site_dir, as a later process would.
+        index = publish_results([result], site, runs[0])
+        assert publish_results([result, None], site, runs[1]) == index
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+    assert [str(w.message) for w in caught] == []
+    assert list(cwd.iterdir()) == []
+    assert gx_home.exists() == had_gx_home
+    assert "run_id" not in result.meta  # the caller's result is left as it was
+
+    assert index == site / "index.html" and index.is_file()
+    html = index.read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    for run in runs:
+        assert run in html
+
+    pages = _pages(site)
+    assert len(pages) == 2
+    for run, page in zip(runs, sorted(pages, key=lambda p: runs.index(p.relative_to(site).parts[2]))):
+        assert page.relative_to(site).parts[:3] == ("validations", SUITE, run)
+        assert urllib.parse.quote(page.relative_to(site).as_posix()) in html  # linked from the index
+        text = page.read_text(encoding="utf-8")
+        assert SUITE in text and run in text
+        assert "headcount" in text and "Failed" in text
+    # The suite page each result links to, and the JSON results the site is built from.
+    assert (site / "expectations" / f"{SUITE}.html").is_file()
+    assert len(list((site / STORE / "validations").rglob("*.json"))) == 2
+
+
+def test_a_page_survives_a_later_run_and_shows_the_failure(result, tmp_path):
+    site = tmp_path / "docs"
+    publish_results([result], site, "2024-03 a")
+    first = _pages(site)
+    publish_results([result], site, "2024-04 b")
+    assert set(first) < set(_pages(site))
+    text = re.sub(r"<[^>]+>", " ", first[0].read_text(encoding="utf-8"))
+    # The failing row's value and its _row_id (the frames carry no personal data).
+    assert re.search(r"-2\b", text) and "_row_id" in text
+
+
+@pytest.mark.parametrize("bad", ["", "2024-03/x", "..", "a\\b"])
+def test_a_run_name_must_name_a_folder(result, tmp_path, bad):
+    with pytest.raises(ValueError):
+        publish_results([result], tmp_path / "docs", bad)
+    assert not (tmp_path / "docs").exists()
