@@ -13,7 +13,8 @@ from prefect.cache_policies import NONE
 from prefect.context import get_run_context
 
 from . import datadocs, feedback, load, pii, publish, read, rollup, validate
-from .senders import Tree, file_senders
+from .registry import Tree
+from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, load_settings
 from .errors import ConfigError
 from .registry import load_indicators, load_population, load_units

@@ -293,6 +293,25 @@ _SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+\d+$", re.I)
 _TICKS = {"√", "✓", "✔"}
 
 
+def _refusal(layout: Layout, title_rows: list[list], data: list[list], period: str) -> FileRejected | None:
+    """Why a recognised sheet cannot be taken at all, if it cannot."""
+    form = layout.form
+    stated = _stated_period(title_rows)
+    if stated and stated != period:
+        return FileRejected(f"表内填报月份为 {stated}，与报送月份 {period} 不符（可能是上月文件重复报送）；请核对后重新报送",
+                            f"stated period {stated} differs from inbox period {period}")
+    missing = [f.header for f in form.required_fields if f.name not in layout.headers]
+    if missing:
+        return FileRejected(f"识别为 {form.id} {form.name}，但缺少必填列：{'、'.join(missing)}；请按模板补齐表头",
+                            f"{form.id}: required columns missing: {missing}")
+    lost = _lost_codes(layout, data)
+    if lost:
+        return FileRejected(f"「{lost}」列的代码被 Excel 显示成了科学计数法（如 5.10402E+11），原来的12位代码已无法恢复；"
+                            f"请把该列设为文本格式，重新填写完整代码后报送",
+                            f"codes in column {lost!r} are in scientific notation: digits lost")
+    return None
+
+
 def _lost_codes(layout: Layout, data: list[list]) -> str | None:
     """The header of a code column that Excel turned into 5.10402E+11, which no one can undo."""
     for i, f in layout.columns.items():
@@ -380,29 +399,11 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
         sheet.headers = layout.headers
         title_rows = rows[:layout.header_start]
         sheet.sender = _sender(title_rows)
-        stated = _stated_period(title_rows)
-        if stated and stated != period:
-            sheet.status = "rejected"
-            sheet.reason_zh = (f"表内填报月份为 {stated}，与报送月份 {period} 不符（可能是上月文件重复报送）；"
-                               f"请核对后重新报送")
-            sheet.reason_en = f"stated period {stated} differs from inbox period {period}"
-            log.warning("sheet rejected: %s [%s]: %s", rel, name, sheet.reason_en)
-            continue
-        missing = [f.header for f in form.required_fields if f.name not in layout.headers]
-        if missing:
-            sheet.status = "rejected"
-            sheet.reason_zh = f"识别为 {form.id} {form.name}，但缺少必填列：{'、'.join(missing)}；请按模板补齐表头"
-            sheet.reason_en = f"{form.id}: required columns missing: {missing}"
-            log.warning("sheet rejected: %s [%s]: %s", rel, name, sheet.reason_en)
-            continue
-        data = [rows[i] for i in range(layout.header_start + layout.header_rows, len(rows))]
-        lost = _lost_codes(layout, data)
-        if lost:
-            sheet.status = "rejected"
-            sheet.reason_zh = (f"「{lost}」列的代码被 Excel 显示成了科学计数法（如 5.10402E+11），原来的12位代码已无法恢复；"
-                               f"请把该列设为文本格式，重新填写完整代码后报送")
-            sheet.reason_en = f"codes in column {lost!r} are in scientific notation: digits lost"
-            log.warning("sheet rejected: %s [%s]: %s", rel, name, sheet.reason_en)
+        data = rows[layout.header_start + layout.header_rows:]
+        refusal = _refusal(layout, title_rows, data, period)
+        if refusal:
+            sheet.status, sheet.reason_zh, sheet.reason_en = "rejected", refusal.zh, refusal.en
+            log.warning("sheet rejected: %s [%s]: %s", rel, name, refusal.en)
             continue
         checkbox = _checkbox_columns(layout, data)
         out = rows_by_form.setdefault(form.id, [])

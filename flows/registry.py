@@ -1,6 +1,7 @@
 """Reference data: the org-unit tree, the reference population and the plan's indicators."""
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -51,6 +52,71 @@ def load_indicators(path: Path) -> pl.DataFrame:
     return frame.with_columns(pl.col("deadline").str.to_date())
 
 
-def unit_index(units: pl.DataFrame) -> dict[str, tuple[str, str]]:
-    """code -> (name, level), for validation."""
-    return {c: (n, lv) for c, n, lv in units.select("code", "name", "level").iter_rows()}
+
+# Words offices add after their unit's name: 东区民政局, 大渡口街道办事处, 攀莲镇人民政府.
+_OFFICE = re.compile(r"(人民政府|政府|办事处|民政局|民政办|社会事务办公室|社会事务办|社事办|便民服务中心|党委)$")
+
+
+class Tree:
+    """The registry as the checks need it: names, levels, parents, subtrees."""
+
+    def __init__(self, units: pl.DataFrame):
+        self.name, self.level, self.parent, self.children = {}, {}, {}, {}
+        for code, name, level, parent in units.select("code", "name", "level", "parent_code").iter_rows():
+            self.name[code], self.level[code], self.parent[code] = name, level, parent
+        for code in sorted(self.name):
+            self.children.setdefault(self.parent[code], []).append(code)
+        roots = [c for c in sorted(self.name) if self.parent[c] not in self.name]
+        self.order = [c for r in roots for c in self.subtree(r)]  # parents before children
+        self.city = next((c for c in self.order if self.level[c] == "city"), None)
+        by_name: dict[str, set[str]] = {}
+        for code, name in self.name.items():
+            for alias in {name, name.removesuffix("居民委员会").removesuffix("村民委员会")}:
+                by_name.setdefault(alias, set()).add(code)
+        # A name shared by two units (two 新村 in different towns) identifies neither.
+        self.by_name = {n: next(iter(c)) for n, c in by_name.items() if len(c) == 1}
+
+    def subtree(self, code: str) -> list[str]:
+        """The unit and everything under it, parents before children, codes in order."""
+        out, stack = [], [code]
+        while stack:
+            c = stack.pop()
+            out.append(c)
+            stack.extend(reversed(self.children.get(c, [])))
+        return out
+
+    def ancestors(self, code: str) -> list[str]:
+        out = []
+        while code in self.name:
+            out.append(code)
+            code = self.parent.get(code)
+        return out
+
+    def within(self, code: str, ancestor: str) -> bool:
+        return ancestor in self.ancestors(code)
+
+    def resolve(self, text: str | None) -> str | None:
+        """A unit code from a sender's words, or None when they name no unit unambiguously."""
+        if not text:
+            return None
+        s = re.sub(r"\s+", "", text)
+        while True:
+            if s in self.by_name:
+                return self.by_name[s]
+            shorter = _OFFICE.sub("", s)
+            if shorter == s:
+                break
+            s = shorter
+        # 东区民政局社会事务科: the longest registry name it starts with.
+        for n in sorted((n for n in self.by_name if s.startswith(n)), key=len, reverse=True):
+            return self.by_name[n]
+        return None
+
+    def common_ancestor(self, codes: set[str]) -> str | None:
+        chains = [self.ancestors(c) for c in codes if c in self.name]
+        if not chains:
+            return None
+        shared = set(chains[0]).intersection(*chains[1:])
+        return next((c for c in chains[0] if c in shared), None)
+
+

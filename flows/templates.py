@@ -19,7 +19,7 @@ from xlsxwriter.utility import xl_range_abs
 
 from .config import SCHEMAS, load_settings
 from .errors import ConfigError
-from .registry import LEVELS, load_units
+from .registry import LEVELS, Tree, load_units
 from .schemas import Field, Form, load_forms
 
 # Who sends which form is the reporting arrangement (forms README), not part of a form's schema.
@@ -46,47 +46,17 @@ _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
 
-# --- the tree ------------------------------------------------------------------------------------
-
-class _Tree:
-    def __init__(self, units):
-        self.name, self.level, self.parent, self.children = {}, {}, {}, {}
-        for code, name, level, parent in units.select("code", "name", "level", "parent_code").iter_rows():
-            self.name[code], self.level[code], self.parent[code] = name, level, parent
-        for code in sorted(self.name):
-            self.children.setdefault(self.parent[code], []).append(code)
-        roots = [c for c in sorted(self.name) if self.parent[c] not in self.name]
-        self.order = [c for r in roots for c in self.subtree(r)]
-        self.city = next((c for c in self.order if self.level[c] == "city"), None)
-
-    def subtree(self, code: str) -> list[str]:
-        """The unit and everything under it, parents before children, codes in order."""
-        out, stack = [], [code]
-        while stack:
-            c = stack.pop()
-            out.append(c)
-            stack.extend(reversed(self.children.get(c, [])))
-        return out
-
-    def ancestors(self, code: str) -> list[str]:
-        out = []
-        while code in self.name:
-            out.append(code)
-            code = self.parent.get(code)
-        return out
-
-
 def _senders_of(form: Form) -> tuple[str, ...]:
     return SENDS.get(form.id, tuple(lv for lv in form.unit_levels if lv in SENDER_LEVELS))
 
 
-def _responsible(tree: _Tree, code: str, form: Form) -> str | None:
+def _responsible(tree: Tree, code: str, form: Form) -> str | None:
     """The nearest unit at or above `code` that sends this form: the one that reports its rows."""
     levels = _senders_of(form)
     return next((a for a in tree.ancestors(code) if tree.level[a] in levels), None)
 
 
-def _scope(tree: _Tree, sender: str, form: Form) -> list[str]:
+def _scope(tree: Tree, sender: str, form: Form) -> list[str]:
     """Codes the sender may put in the form's unit_code column.
 
     Where a unit's rows are replaced whole by the newest file covering it (replace_by unit_code),
@@ -99,7 +69,7 @@ def _scope(tree: _Tree, sender: str, form: Form) -> list[str]:
     return units
 
 
-def _forms_of(tree: _Tree, sender: str, forms: dict[str, Form]) -> list[Form]:
+def _forms_of(tree: Tree, sender: str, forms: dict[str, Form]) -> list[Form]:
     return [f for f in forms.values() if tree.level[sender] in _senders_of(f) and _scope(tree, sender, f)]
 
 
@@ -317,7 +287,7 @@ class _Plan:
     prefilled: int = 0
 
 
-def _plan(tree: _Tree, sender: str, form: Form, prev: dict[str, list[dict]], holders: set[str]) -> _Plan:
+def _plan(tree: Tree, sender: str, form: Form, prev: dict[str, list[dict]], holders: set[str]) -> _Plan:
     codes = _scope(tree, sender, form)
     last = prev.get(form.id, [])
     if form.roster:
@@ -403,7 +373,7 @@ def _row_height(text: str, width: int) -> float:
     return 15 * lines + 3
 
 
-def _describe(tree: _Tree, sender: str, plan: _Plan) -> str:
+def _describe(tree: Tree, sender: str, plan: _Plan) -> str:
     form = plan.form
     if plan.mode == "unit":
         filled = "代码和名称" if any(f.name == "unit_name" for f in form.fields) else "代码"
@@ -427,7 +397,7 @@ def _describe(tree: _Tree, sender: str, plan: _Plan) -> str:
     return text
 
 
-def _write_instructions(book: _Book, tree: _Tree, sender: str, plans: list[_Plan], period: str) -> None:
+def _write_instructions(book: _Book, tree: Tree, sender: str, plans: list[_Plan], period: str) -> None:
     ws = book.wb.add_worksheet(INSTRUCTIONS)
     widths = [10, 30, 62, 34]
     for c, w in enumerate(widths):
@@ -515,7 +485,7 @@ def write_templates(period: str, out_dir: Path, *, db: Path | None = None, unit:
     """Write out_dir/<period>/<unit code>-<unit name>.xlsx for every reporting unit (or just `unit`); return the paths."""
     check_period(period)
     forms = load_forms(SCHEMAS)
-    tree = _Tree(load_units(load_settings().units_csv))
+    tree = Tree(load_units(load_settings().units_csv))
     levels = {lv for f in forms.values() for lv in _senders_of(f)}
     senders = [c for c in tree.order if tree.level[c] in levels and _forms_of(tree, c, forms)]
     if unit is not None:

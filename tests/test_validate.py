@@ -54,7 +54,7 @@ def test_registry_type_enum_and_warning_failures():
     from flows.config import SCHEMAS, load_settings
     from flows.read import to_frame
     from flows.registry import load_units
-    from flows.senders import Tree
+    from flows.registry import Tree
     from flows.schemas import load_forms
     from flows.validate import validate
 
