@@ -84,6 +84,12 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from .explain import explain
+    print(explain(Path(args.db), args.indicator, args.unit, args.period, args.limit))
+    return 0
+
+
 def cmd_templates(args) -> int:
     from .templates import write_templates
     paths = write_templates(args.period, Path(args.out), db=Path(args.db), unit=args.unit)
@@ -122,6 +128,14 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--from", dest="start", default="2022-08")
     g.add_argument("--to", dest="end", default="2025-12")
     g.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("explain", help="the units, rows and files behind an indicator's value")
+    e.add_argument("indicator", help="indicator id, e.g. urban_community_talent_avg")
+    e.add_argument("--unit", required=True, help="12-digit unit code")
+    e.add_argument("--period", required=True, help="YYYY-MM")
+    e.add_argument("--limit", type=int, default=None, help="at most this many units and rows per figure")
+    e.add_argument("--db", type=Path, default=DEFAULT_DB)
+    e.set_defaults(func=cmd_explain)
 
     t = sub.add_parser("templates", help="write each reporting unit's xlsx for a month, its own rows filled in")
     t.add_argument("--period", required=True, help="the month the templates are for, YYYY-MM")

@@ -40,14 +40,16 @@ def load_indicators(path: Path) -> pl.DataFrame:
             "id": d["id"], "headline": d.get("headline", 0), "name_zh": d["name_zh"], "name_en": d.get("name_en"),
             "definition": d.get("definition"), "numerator": d["numerator"], "denominator": d.get("denominator"),
             "scale": float(d.get("scale", 1)), "unit": d.get("unit"),
-            "target": float(d["target"]) if "target" in d else None, "comparison": d.get("comparison", ">="),
+            "target": float(d["target"]) if "target" in d else None, "target_figure": d.get("target_figure"),
+            "meeting": d.get("meeting"), "comparison": d.get("comparison", ">="),
             "target_type": d.get("target_type"), "deadline": d.get("deadline"),
             "levels": d["levels"], "target_levels": d.get("target_levels", []),
         })
     frame = pl.DataFrame(rows, schema={
         "id": pl.String, "headline": pl.Int32, "name_zh": pl.String, "name_en": pl.String,
         "definition": pl.String, "numerator": pl.String, "denominator": pl.String, "scale": pl.Float64,
-        "unit": pl.String, "target": pl.Float64, "comparison": pl.String, "target_type": pl.String,
+        "unit": pl.String, "target": pl.Float64, "target_figure": pl.String, "meeting": pl.String,
+        "comparison": pl.String, "target_type": pl.String,
         "deadline": pl.String, "levels": pl.List(pl.String), "target_levels": pl.List(pl.String)})
     return frame.with_columns(pl.col("deadline").str.to_date())
 

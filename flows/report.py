@@ -9,6 +9,7 @@ import duckdb
 
 from .errors import ConfigError
 
+STATUS_ZH = {"met": "达标", "not_met": "未达标", "on_track": "进度正常", "at_risk": "有风险"}
 LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
 
 
@@ -24,7 +25,7 @@ def _pad(s: str, w: int, right: bool = False) -> str:
 def fmt(v: float | None, unit: str | None) -> str:
     if v is None:
         return "—"
-    if unit in ("人", "个"):
+    if unit in ("人", "个") or (unit is None and float(v).is_integer()):
         return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
     return f"{v:.2f}"
 
@@ -40,9 +41,10 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
         if unit is None:
             raise ConfigError(f"unit {unit_code} is not in the registry")
         rows = con.execute(
-            """select headline, indicator_name, value, unit, target, comparison, gap, met, numerator, denominator
+            """select headline, indicator_name, value, unit, target, comparison, gap, status, share_meeting,
+                      projected, strftime(deadline, '%Y-%m')
                from mart.indicator_values where period = ? and unit_code = ?
-               order by headline = 0, headline, indicator_id""", [period, unit[0]]).fetchall()
+               order by headline = 0, headline, target is null, indicator_id""", [period, unit[0]]).fetchall()
         run = con.execute(
             """select files, files_rejected, rows_read, rows_rejected from ingest.runs where period = ?
                order by finished_at desc limit 1""", [period]).fetchone()
@@ -50,23 +52,30 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
         con.close()
     if not rows:
         raise ConfigError(f"the warehouse has no figures for {period}; run `shegong run --period {period}`")
-    head = ["序号", "指标", "当前值", "目标", "差距", "状态"]
+    head = ["序号", "指标", "当前值", "目标", "差距", "期限", "预计到期", "状态", "单独达标社区"]
     body = []
-    for headline, name, value, u, target, comp, gap, met, num, den in rows:
-        tgt = f"{comp}{fmt(target, u)}" if target is not None else "—"
-        status = "—" if met is None else ("达标" if met else "未达标")
-        gap_s = "—" if gap is None else ("0" if gap <= 0 else fmt(gap, u))
-        body.append([str(headline) if headline else "·", name, f"{fmt(value, u)} {u or ''}".strip(), tgt, gap_s, status])
+    for headline, name, value, u, target, comp, gap, status, share, projected, deadline in rows:
+        has_target = target is not None
+        body.append([
+            str(headline) if headline else "·", name, f"{fmt(value, u)} {u or ''}".strip(),
+            f"{comp}{fmt(target, u)}" if has_target else "—",
+            "—" if gap is None else ("0" if gap <= 0 else fmt(gap, u)),
+            deadline if has_target else "—",
+            fmt(projected, u) if has_target and status in ("on_track", "at_risk") else "—",
+            STATUS_ZH.get(status, "—"),
+            "—" if share is None else f"{share:.1f}%",
+        ])
     widths = [max(_width(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = [f"{unit[1]}（{LEVEL_ZH[unit[2]]}，{unit[0]}）{period} 社会工作专业人才队伍建设指标"]
     if run:
         lines.append(f"本月文件 {run[0]} 个（无法读取 {run[1]} 个），数据行 {run[2]} 行（未通过校验 {run[3]} 行）")
-    fmt_row = lambda r: "  ".join(_pad(c, widths[i], right=i in (2, 3, 4)) for i, c in enumerate(r))
+    fmt_row = lambda r: "  ".join(_pad(c, widths[i], right=i in (2, 3, 4, 6, 8)) for i, c in enumerate(r))
     lines.append(fmt_row(head))
     lines.append("  ".join("-" * w for w in widths))
     for i, r in enumerate(body):
         if rows[i][0] == 0 and (i == 0 or rows[i - 1][0] != 0):
             lines.append("  规划正文中的其他指标与基数：")
         lines.append(fmt_row(r))
-    lines.append("差距 = 目标 − 当前值（正数为尚差）；“—”表示该层级无目标或无数据。")
+    lines.append("差距 = 目标 − 当前值（正数为尚差）；未到期的按近 12 个月趋势预计到期值，判断进度正常或有风险；"
+                 "单独达标社区 = 平均数所涉社区中自身达到标准的比例；“—”表示该层级无目标或无数据。")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ ORDER = (
     "intermediate/talent_assignments",
     "intermediate/unit_facts",
     "intermediate/unit_rollup",
+    "intermediate/indicator_figures",
     "marts/indicator_values",
 )
 

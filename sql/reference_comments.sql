@@ -26,3 +26,5 @@ comment on column ref.indicators.target_type is '约束性 (binding) or 预期�
 comment on column ref.indicators.deadline is 'Date by which the target is due | 完成期限';
 comment on column ref.indicators.levels is 'Levels where the indicator is computed | 计算层级';
 comment on column ref.indicators.target_levels is 'Levels where the target applies | 目标适用层级';
+comment on column ref.indicators.target_figure is 'A target that is a reported figure (a column of intermediate.unit_rollup), e.g. the provincial pass rate | 以报送数据为目标';
+comment on column ref.indicators.meeting is 'For a per-community average: the figure counting communities that meet the bar on their own | 单独达标社区数';

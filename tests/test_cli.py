@@ -30,7 +30,7 @@ def test_run_prints_the_city_table_quietly(tmp_path):
         "510402000000-东区.xlsx", "510402001000-大渡口街道.xlsx", "510421100000-攀莲镇.xlsx"]
     assert "2024-03" in (tmp_path / "validation" / "index.html").read_text(encoding="utf-8")
     talent = next(line for line in lines if "社会工作专业人才队伍总量" in line).split()
-    assert talent == ["1", "社会工作专业人才队伍总量", "9", "人", ">=2,100", "2,091", "未达标"]
+    assert talent == ["1", "社会工作专业人才队伍总量", "9", "人", ">=2,100", "2,091", "2025-12", "9", "有风险", "—"]
     assert "Traceback" not in p.stderr and "ERROR" not in p.stderr
     # The rejected files are reported to us in English, once each.
     assert sorted(line.split("WARNING shegong: ")[1] for line in p.stderr.splitlines() if "WARNING" in line) == [

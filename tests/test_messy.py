@@ -129,7 +129,7 @@ def test_messy_month_gives_the_same_indicators_as_the_clean_one(tmp_path):
          "from mart.indicator_values order by unit_code, indicator_id")
     with duckdb.connect(str(clean), read_only=True) as a, duckdb.connect(str(messy), read_only=True) as b:
         expected, got = a.execute(q).fetchall(), b.execute(q).fetchall()
-        assert len(got) == 3324 and got == expected
+        assert len(got) == 6966 and got == expected
         # Same rows rejected, for the same reasons, though the files and row numbers differ.
         rules = "select form, rule, count(*) from ingest.failures where severity = 'error' group by all order by all"
         assert b.execute(rules).fetchall() == a.execute(rules).fetchall()

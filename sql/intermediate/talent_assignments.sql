@@ -30,9 +30,36 @@ assigned as (
         coalesce(certificate_level in ('助理社会工作师', '社会工作师', '高级社会工作师'), false) as certified,
         coalesce(list_contains(service_fields, '老年'), false) as serves_elderly,
         coalesce(list_contains(service_fields, '未成年人'), false) as serves_minors,
-        roster_count
+        registration_start,
+        continuing_education_hours,
+        roster_count,
+        source_file,
+        source_sheet,
+        excel_row
     from ranked
     where pick = 1
+),
+
+-- Continuing education (the plan: 72 h per 3-year registration for 助理社会工作师, 90 h for
+-- 社会工作师 and 高级社会工作师), judged pro rata to the months of the period elapsed by the end
+-- of this month. Only where both the start and the hours are known (rule 3).
+judged as (
+    select
+        *,
+        case
+            when not certified or registration_start is null or continuing_education_hours is null then null
+            else continuing_education_hours >= (case when certificate_level = '助理社会工作师' then 72 else 90 end)
+                * least(36, greatest(0, date_diff('month', registration_start,
+                    strptime(period || '-01', '%Y-%m-%d')::date) + 1)) / 36.0
+        end as education_on_track,
+        -- The plan's monthly allowance for certified full-time community workers (yuan).
+        case
+            when post_type = '社区专职工作者' and full_time is true then
+                case certificate_level when '助理社会工作师' then 100 when '社会工作师' then 300
+                                       when '高级社会工作师' then 500 else 0 end
+            else 0
+        end as allowance_yuan
+    from assigned
 )
 
-select * from assigned
+select * from judged

@@ -11,7 +11,10 @@ talents as (
         count(*) as talents,
         count(*) filter (where certified) as certified_talents,
         count(*) filter (where serves_elderly) as elderly_talents,
-        count(*) filter (where serves_minors) as minor_talents
+        count(*) filter (where serves_minors) as minor_talents,
+        count(education_on_track) as certified_with_education_known,
+        count(*) filter (where education_on_track) as certified_education_on_track,
+        sum(allowance_yuan) as community_allowance_yuan
     from intermediate.talent_assignments
     where period = getvariable('period')
     group by unit_code
@@ -44,7 +47,9 @@ orgs as (
         count(*) as service_orgs,
         count(*) filter (where incubated_locally) as incubated_orgs,
         count(party_building_form) as orgs_party_form_known,
-        count(*) filter (where party_building_form <> '未覆盖') as orgs_party_covered
+        count(*) filter (where party_building_form <> '未覆盖') as orgs_party_covered,
+        count(*) filter (where party_members >= 3) as orgs_ge3_party_members,
+        count(*) filter (where party_members >= 3 and party_building_form = '单独建立党组织') as orgs_ge3_standalone
     from sg04
     group by unit_code
 ),
@@ -53,7 +58,10 @@ institutions as (
     select
         unit_code,
         count(*) filter (where civil_affairs_public) as civil_affairs_institutions,
-        count(*) filter (where civil_affairs_public and social_work_posts >= 1) as civil_affairs_institutions_with_post
+        count(*) filter (where civil_affairs_public and social_work_posts >= 1) as civil_affairs_institutions_with_post,
+        count(*) filter (where institution_type = '养老机构' and residents > 100) as elder_institutions_over_100,
+        count(*) filter (where institution_type = '养老机构' and residents > 100
+                         and (social_work_posts >= 1 or buys_social_work_services)) as elder_institutions_over_100_served
     from sg05
     group by unit_code
 ),
@@ -87,7 +95,45 @@ facts as (
         coalesce(i.civil_affairs_institutions_with_post, 0) as civil_affairs_institutions_with_post,
         (u.level = 'county')::int as counties,
         (u.level = 'county' and s6.general_station_in_service is true)::int as counties_with_station,
-        case when u.level = 'city' then s6.outstanding_talents end as outstanding_talents
+        (u.level = 'city' and s6.general_station_in_service is true)::int as city_support_centre,
+        case when u.level = 'city' then s6.outstanding_talents end as outstanding_talents,
+        -- Year-to-date exam figures as the unit's own SG-06 row states them (see unit_rollup).
+        case when s6.exam_passes_ytd is not null then s6.exam_candidates_ytd end as own_exam_candidates,
+        case when s6.exam_candidates_ytd is not null then s6.exam_passes_ytd end as own_exam_passes,
+        case when u.level = 'city' then s6.province_pass_rate_pct end as province_pass_rate,
+        coalesce(t.certified_with_education_known, 0) as certified_with_education_known,
+        coalesce(t.certified_education_on_track, 0) as certified_education_on_track,
+        coalesce(t.community_allowance_yuan, 0) as community_allowance_yuan,
+        coalesce(o.orgs_ge3_party_members, 0) as orgs_ge3_party_members,
+        coalesce(o.orgs_ge3_standalone, 0) as orgs_ge3_standalone,
+        coalesce(i.elder_institutions_over_100, 0) as elder_institutions_over_100,
+        coalesce(i.elder_institutions_over_100_served, 0) as elder_institutions_over_100_served,
+        -- Communities of over 1000 elderly (known from SG-01 only) with at least one talent.
+        (s1.elderly_population > 1000)::int as communities_elderly_1000,
+        (s1.elderly_population > 1000 and coalesce(t.talents, 0) >= 1)::int as communities_elderly_1000_with_talent,
+        -- Child directors (SG-01) and child supervisors (SG-03), where the trained count is known too.
+        case when s1.child_directors_trained is not null then s1.child_directors end
+            as child_directors_known,
+        case when s1.child_directors is not null then s1.child_directors_trained end as child_directors_trained,
+        case when s3.child_supervisors_trained is not null then s3.child_supervisors end as child_supervisors_known,
+        case when s3.child_supervisors is not null then s3.child_supervisors_trained end as child_supervisors_trained,
+        -- Coverages over urban communities count every one of the registry (rule 2).
+        (u.community_type = 'urban' and s1.community_workers_certified >= 2)::int as urban_communities_certified_ge2,
+        (u.community_type = 'urban' and s1.party_secretary_certified is true)::int as urban_communities_secretary_certified,
+        (u.community_type = 'urban' and coalesce(t.talents, 0) >= 2)::int as urban_communities_talent_ge2,
+        (u.community_type = 'rural' and coalesce(t.talents, 0) >= 1)::int as rural_communities_talent_ge1,
+        -- Averages of form fields count the communities that reported the field (rule 3).
+        case when u.community_type = 'urban' then s1.community_social_orgs end as urban_community_social_orgs,
+        (u.community_type = 'urban' and s1.community_social_orgs is not null)::int as urban_communities_reporting_orgs,
+        (u.community_type = 'urban' and s1.community_social_orgs >= 12)::int as urban_communities_orgs_ge12,
+        case when u.community_type = 'rural' then s1.community_social_orgs end as rural_community_social_orgs,
+        (u.community_type = 'rural' and s1.community_social_orgs is not null)::int as rural_communities_reporting_orgs,
+        (u.community_type = 'rural' and s1.community_social_orgs >= 5)::int as rural_communities_orgs_ge5,
+        s1.volunteer_teams,
+        (s1.volunteer_teams is not null)::int as communities_reporting_teams,
+        (s1.volunteer_teams >= 1)::int as communities_teams_ge1,
+        (u.level = 'township' and s3.station_in_service is true and s3.station_workers_certified >= 1)::int
+            as stations_certified_staffed
     from units as u
     left join talents as t on t.unit_code = u.code
     left join sg01 as s1 on s1.unit_code = u.code

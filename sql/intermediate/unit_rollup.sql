@@ -1,8 +1,12 @@
 -- Each unit's figures for the month over its whole subtree (itself and every descendant).
--- Population (rule 5): the reference figure for the city and counties (latest year not after
--- the month), below that the sum of the accepted SG-01 rows.
+-- Every column of intermediate.unit_facts is summed over the subtree, so a new figure there is
+-- rolled up without touching this file; a few are then combined or taken as stated:
+-- population (rule 5): the reference figure for the city and counties (latest year not after
+-- the month), below that the sum of the accepted SG-01 rows; year-to-date exam figures: the
+-- unit's own SG-06 row where it states them, else the sum of its descendants'; the provincial
+-- pass rate: the city's SG-06 row, for every unit.
 with facts as (
-    select * from intermediate.unit_facts where period = getvariable('period')
+    select * exclude (period) from intermediate.unit_facts where period = getvariable('period')
 ),
 
 closure as (
@@ -12,31 +16,19 @@ closure as (
 summed as (
     select
         c.ancestor_code as unit_code,
-        sum(f.talents) as talents,
-        sum(f.certified_talents) as certified_talents,
-        sum(f.elderly_talents) as elderly_talents,
-        sum(f.minor_talents) as minor_talents,
-        sum(f.urban_communities) as urban_communities,
-        sum(f.rural_communities) as rural_communities,
-        sum(f.urban_community_talents) as urban_community_talents,
-        sum(f.rural_community_talents) as rural_community_talents,
-        sum(f.sg01_registered_population) as sg01_registered_population,
-        sum(f.community_workers) as community_workers,
-        sum(f.community_workers_certified) as community_workers_certified,
-        sum(f.village_rooms) as village_rooms,
-        sum(f.charity_funds) as charity_funds,
-        sum(f.townships) as townships,
-        sum(f.townships_with_station) as townships_with_station,
-        sum(f.townships_with_station) + sum(f.village_rooms) as stations_and_rooms,
-        sum(f.service_orgs) as service_orgs,
-        sum(f.incubated_orgs) as incubated_orgs,
-        sum(f.orgs_party_form_known) as orgs_party_form_known,
-        sum(f.orgs_party_covered) as orgs_party_covered,
-        sum(f.civil_affairs_institutions) as civil_affairs_institutions,
-        sum(f.civil_affairs_institutions_with_post) as civil_affairs_institutions_with_post,
-        sum(f.counties) as counties,
-        sum(f.counties_with_station) as counties_with_station,
-        sum(f.outstanding_talents) as outstanding_talents
+        sum(columns(f.* exclude (unit_code, own_exam_candidates, own_exam_passes, province_pass_rate)))
+    from closure as c
+    join facts as f on f.unit_code = c.descendant_code
+    group by c.ancestor_code
+),
+
+exams as (
+    select
+        c.ancestor_code as unit_code,
+        coalesce(max(f.own_exam_candidates) filter (where c.depth = 0),
+                 sum(f.own_exam_candidates) filter (where c.depth > 0)) as exam_candidates,
+        coalesce(max(f.own_exam_passes) filter (where c.depth = 0),
+                 sum(f.own_exam_passes) filter (where c.depth > 0)) as exam_passes
     from closure as c
     join facts as f on f.unit_code = c.descendant_code
     group by c.ancestor_code
@@ -53,11 +45,22 @@ rolled as (
     select
         getvariable('period') as period,
         s.*,
+        s.townships_with_station + s.village_rooms as stations_and_rooms,
+        case when s.child_directors_known is null and s.child_supervisors_known is null then null
+             else coalesce(s.child_directors_known, 0) + coalesce(s.child_supervisors_known, 0)
+        end as child_workers,
+        case when s.child_directors_trained is null and s.child_supervisors_trained is null then null
+             else coalesce(s.child_directors_trained, 0) + coalesce(s.child_supervisors_trained, 0)
+        end as child_workers_trained,
+        e.exam_candidates,
+        e.exam_passes,
+        (select max(province_pass_rate) from facts) as province_pass_rate,
         case
             when u.level in ('city', 'county') then p.registered_population
             else s.sg01_registered_population
         end as population
     from summed as s
+    join exams as e using (unit_code)
     join intermediate.units as u on u.code = s.unit_code
     left join reference_population as p on p.code = s.unit_code
 )

@@ -1,73 +1,68 @@
--- The plan's indicators for every unit and month: value, numerator, denominator, target, gap.
--- Definitions are data (ref.indicators, from data/plan/indicators.toml): an indicator is a
--- numerator and an optional denominator among the columns of intermediate.unit_rollup, times a
--- scale. Values are unrounded, in the plan's own unit (rule 7).
-with rolled_up as (
+-- The plan's indicators for every unit and month, as analysts read them: the figures of
+-- intermediate.indicator_figures (value, numerator, denominator, target, met, gap, share of
+-- communities meeting a per-community bar) with their status against the deadline.
+with figures as (
+    select * from intermediate.indicator_figures
+),
+
+this_month as (
+    select * from figures where period = getvariable('period')
+),
+
+-- Status against the deadline. Due (the month is the deadline's or later): met or not_met.
+-- Not yet due: a straight line fitted by least squares to this unit's values of the last 12
+-- months (this one included, at least 3 of them) is extended to the deadline month; on_track
+-- if that projection meets the target or the value already does and is not falling, at_risk
+-- otherwise. With fewer than 3 months the value as it stands decides.
+history as (
+    select unit_code, indicator_id, period, value
+    from figures
+    where period <= getvariable('period')
+      and period >= strftime(strptime(getvariable('period') || '-01', '%Y-%m-%d') - interval 11 month, '%Y-%m')
+      and value is not null
+),
+
+trend as (
     select
-        period,
         unit_code,
-        columns(* exclude (period, unit_code))::double
-    from intermediate.unit_rollup
-    where period = getvariable('period')
+        indicator_id,
+        count(*) as months,
+        regr_slope(value, date_diff('month', date '2000-01-01', strptime(period || '-01', '%Y-%m-%d')::date))
+            as slope_per_month
+    from history
+    group by unit_code, indicator_id
 ),
 
--- Long form, one row per unit and figure; NULLs kept, since a missing figure is not zero.
-figures as (
-    select *
-    from rolled_up
-    unpivot include nulls (amount for figure in (columns(* exclude (period, unit_code))))
-),
-
-definitions as (
-    select * from ref.indicators
-),
-
-units as (
-    select * from intermediate.units
-),
-
-computed as (
+projected as (
     select
-        getvariable('period') as period,
-        u.code as unit_code,
-        u.name as unit_name,
-        u.level as unit_level,
-        d.id as indicator_id,
-        d.name_zh as indicator_name,
-        n.amount as numerator,
-        dn.amount as denominator,
-        case
-            when d.denominator is null then n.amount * d.scale
-            when dn.amount is null or dn.amount = 0 then null
-            else n.amount * d.scale / dn.amount
-        end as value,
-        d.unit,
-        case when list_contains(d.target_levels, u.level) then d.target end as target,
-        d.comparison,
-        d.target_type,
-        d.deadline,
-        d.headline
-    from units as u
-    join definitions as d on list_contains(d.levels, u.level)
-    left join figures as n on n.unit_code = u.code and n.figure = d.numerator
-    left join figures as dn on dn.unit_code = u.code and dn.figure = d.denominator
+        j.*,
+        date_diff('month', strptime(j.period || '-01', '%Y-%m-%d')::date, date_trunc('month', j.deadline)::date)
+            as months_to_deadline,
+        case when tr.months >= 3 then tr.slope_per_month end as slope_per_month
+    from this_month as j
+    left join trend as tr using (unit_code, indicator_id)
 ),
 
-judged as (
+statused as (
     select
-        *,
+        * exclude (months_to_deadline, slope_per_month),
         case
-            when target is null or value is null then null
-            when comparison = '>=' then value >= target
-            when comparison = '<=' then value <= target
-        end as met,
-        -- How far there is still to go: positive while short of the target.
+            when value is null or months_to_deadline is null then null
+            when months_to_deadline <= 0 then value
+            else value + coalesce(slope_per_month, 0) * months_to_deadline
+        end as projected,
+        slope_per_month,
         case
-            when target is null or value is null then null
-            when comparison = '>=' then target - value
-            when comparison = '<=' then value - target
-        end as gap
-    from computed
+            when target is null or value is null or deadline is null then null
+            when months_to_deadline <= 0 then case when met then 'met' else 'not_met' end
+            when met and coalesce(slope_per_month, 0) >= 0 then 'on_track'
+            when slope_per_month is not null and (
+                (comparison = '>=' and value + slope_per_month * months_to_deadline >= target)
+                or (comparison = '<=' and value + slope_per_month * months_to_deadline <= target)
+            ) then 'on_track'
+            else 'at_risk'
+        end as status
+    from projected
 )
 
-select * from judged
+select * from statused

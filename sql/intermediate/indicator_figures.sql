@@ -1,0 +1,77 @@
+-- The plan's indicators for every unit and month: value, numerator, denominator, target, gap
+-- (the mart adds the status against the deadline from the months so far).
+-- Definitions are data (ref.indicators, from data/plan/indicators.toml): an indicator is a
+-- numerator and an optional denominator among the columns of intermediate.unit_rollup, times a
+-- scale. Values are unrounded, in the plan's own unit (rule 7).
+with rolled_up as (
+    select
+        period,
+        unit_code,
+        columns(* exclude (period, unit_code))::double
+    from intermediate.unit_rollup
+    where period = getvariable('period')
+),
+
+-- Long form, one row per unit and figure; NULLs kept, since a missing figure is not zero.
+figures as (
+    select *
+    from rolled_up
+    unpivot include nulls (amount for figure in (columns(* exclude (period, unit_code))))
+),
+
+definitions as (
+    select * from ref.indicators
+),
+
+units as (
+    select * from intermediate.units
+),
+
+computed as (
+    select
+        getvariable('period') as period,
+        u.code as unit_code,
+        u.name as unit_name,
+        u.level as unit_level,
+        d.id as indicator_id,
+        d.name_zh as indicator_name,
+        n.amount as numerator,
+        dn.amount as denominator,
+        case
+            when d.denominator is null then n.amount * d.scale
+            when dn.amount is null or dn.amount = 0 then null
+            else n.amount * d.scale / dn.amount
+        end as value,
+        d.unit,
+        case when list_contains(d.target_levels, u.level) then coalesce(d.target, t.amount) end as target,
+        case when dn.amount > 0 then m.amount * 100 / dn.amount end as share_meeting,
+        d.comparison,
+        d.target_type,
+        d.deadline,
+        d.headline
+    from units as u
+    join definitions as d on list_contains(d.levels, u.level)
+    left join figures as n on n.unit_code = u.code and n.figure = d.numerator
+    left join figures as dn on dn.unit_code = u.code and dn.figure = d.denominator
+    left join figures as t on t.unit_code = u.code and t.figure = d.target_figure
+    left join figures as m on m.unit_code = u.code and m.figure = d.meeting
+),
+
+judged as (
+    select
+        *,
+        case
+            when target is null or value is null then null
+            when comparison = '>=' then value >= target
+            when comparison = '<=' then value <= target
+        end as met,
+        -- How far there is still to go: positive while short of the target.
+        case
+            when target is null or value is null then null
+            when comparison = '>=' then target - value
+            when comparison = '<=' then value - target
+        end as gap
+    from computed
+)
+
+select * from judged
