@@ -75,6 +75,16 @@ def test_every_indicator_of_the_plan_has_a_row_for_every_unit_of_its_levels(con)
     (DONGQU, "rural_community_social_org_avg", None),
     (DONGQU, "civil_affairs_institution_post_coverage", 50.0),
     (CITY, "city_support_centre_built", 0),
+    # the rest of the city / county / township grid
+    (DADUKOU, "community_worker_certified_share", 5 * 100 / 14), (PANLIAN, "community_worker_certified_share", 31.25),
+    (DADUKOU, "elderly_talent_total", 3), (PANLIAN, "elderly_talent_total", 1),
+    (DADUKOU, "minor_talent_total", 3), (PANLIAN, "minor_talent_total", 0),
+    (DADUKOU, "elderly_1000_community_coverage", 100.0), (DONGQU, "station_certified_staffing_share", 100.0),
+    (DADUKOU, "urban_community_social_org_avg", 7.0), (PANLIAN, "rural_community_social_org_avg", 1.5),
+    (DONGQU, "county_station_total", 1), (MIYI, "county_station_total", 0),
+    (DONGQU, "station_and_room_total", 3), (DADUKOU, "station_and_room_total", 3), (PANLIAN, "station_and_room_total", 1),
+    (DONGQU, "charity_fund_total", 1), (DADUKOU, "charity_fund_total", 1), (PANLIAN, "charity_fund_total", 0),
+    (MIYI, "incubated_org_total", 0), (PANLIAN, "community_allowance_monthly_yuan", 100),
 ])
 def test_further_indicator_values(con, unit, indicator, expected):
     value = value_of(con, unit, indicator)[0]
