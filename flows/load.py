@@ -106,7 +106,8 @@ def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
 def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:
     tables = con.execute("select table_schema || '.' || table_name from information_schema.columns "
                          "where column_name = 'period' and table_schema in ('ingest','staging','intermediate','mart') "
-                         "and not (table_schema = 'ingest' and table_name = 'runs')").fetchall()
+                         "and not (table_schema = 'ingest' and table_name = 'runs') "
+                         "and not (table_schema = 'mart' and table_name = 'indicator_history')").fetchall()
     for (t,) in tables:
         con.execute(f"delete from {t} where period = ?", [period])
 

@@ -77,7 +77,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         load.load_reference(con, load_units(settings.units_csv), load_population(settings.population_csv),
                             load_indicators(settings.indicators_toml))
         load.load_month(con, period, run_id, records, staged)
-        rollup.build(con, period, settings.community_rule)
+        rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "))
         rollup.month_on_month(con, period, run_id, forms["SG-01"])
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())

@@ -21,7 +21,10 @@ ORDER = (
     "intermediate/unit_rollup",
     "intermediate/indicator_figures",
     "marts/indicator_values",
+    "marts/indicator_history",
 )
+# Appended by every run and never cleared: the history of what each run computed.
+APPEND_ONLY = {"marts/indicator_history"}
 
 
 def table_name(step: str) -> str:
@@ -29,9 +32,12 @@ def table_name(step: str) -> str:
     return f"{'mart' if folder == 'marts' else folder}.{name}"
 
 
-def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str) -> None:
+def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_id: str = "",
+          run_at: str | None = None) -> None:
     con.execute("set variable period = ?", [period])
     con.execute("set variable community_rule = ?", [community_rule])
+    con.execute("set variable run_id = ?", [run_id])
+    con.execute("set variable run_at = coalesce(?, current_timestamp::timestamp::varchar)", [run_at])
     for step in ORDER:
         table = table_name(step)
         query = (SQL / f"{step}.sql").read_text(encoding="utf-8")
@@ -40,7 +46,8 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str) -> N
             con.execute(f"create or replace table {table} as {query}")
         else:
             con.execute(f"create table if not exists {table} as select * from ({query}) limit 0")
-            con.execute(f"delete from {table} where period = ?", [period])
+            if step not in APPEND_ONLY:
+                con.execute(f"delete from {table} where period = ?", [period])
             con.execute(f"insert into {table} by name {query}")
         _comment(con, step, table)
 
