@@ -32,7 +32,7 @@ def _months(start: str, end: str) -> list[str]:
 
 def cmd_run(args) -> int:
     from .monthly import check_period, monthly_rollup
-    from .report import indicator_table
+    from .report import completeness_table, indicator_table
     if args.period:
         months = [check_period(args.period)]
     elif args.start and args.end:
@@ -47,6 +47,8 @@ def cmd_run(args) -> int:
               + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
+        print()
+        print(completeness_table(Path(args.db), months[0]))
         print()
         print(indicator_table(Path(args.db), months[0]))
     return 0

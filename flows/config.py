@@ -21,6 +21,9 @@ class Settings:
     population_csv: Path
     indicators_toml: Path
     community_rule: str
+    deadline_day: int = 5
+    timezone: str = "Asia/Shanghai"
+    carry_forward_months: int = 3
 
 
 def load_settings(data_dir: Path = DATA) -> Settings:
@@ -34,8 +37,23 @@ def load_settings(data_dir: Path = DATA) -> Settings:
         raise ConfigError(f"{path}: counting.community_rule is {rule!r}; use 'committee_name' or 'nbs_code'")
     s = Settings(units_csv=data_dir / raw["registry"]["units"],
                  population_csv=data_dir / raw["registry"]["population"],
-                 indicators_toml=data_dir / raw["plan"]["indicators"], community_rule=rule)
+                 indicators_toml=data_dir / raw["plan"]["indicators"], community_rule=rule,
+                 deadline_day=int(raw.get("reporting", {}).get("deadline_day", 5)),
+                 timezone=raw.get("reporting", {}).get("timezone", "Asia/Shanghai"),
+                 carry_forward_months=int(raw.get("reporting", {}).get("carry_forward_months", 3)))
+    if not 1 <= s.deadline_day <= 28:
+        raise ConfigError(f"{path}: reporting.deadline_day must be a day from 1 to 28")
     for p in (s.units_csv, s.population_csv, s.indicators_toml):
         if not p.is_file():
             raise ConfigError(f"{path} names {p}, which does not exist")
     return s
+
+
+def deadline_utc(period: str, settings: Settings):
+    """The end of the deadline day of the month after `period`, local time, as naive UTC."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    y, m = map(int, period.split("-"))
+    y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    local = dt.datetime(y, m, settings.deadline_day, tzinfo=ZoneInfo(settings.timezone)) + dt.timedelta(days=1)
+    return local.astimezone(dt.UTC).replace(tzinfo=None)

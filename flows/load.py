@@ -6,6 +6,7 @@ number is already a keyed hash (`person_key`).
 """
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
         empty = staging_frame(form, to_frame(form, []).with_columns(accepted=pl.lit(True)), "")
         con.register("empty_frame", empty)
         con.execute(f"create table if not exists staging.{form.table} as select * from empty_frame limit 0")
+        # A warehouse from before a column was added gains it, empty, rather than failing.
+        have = {r[0] for r in con.execute("select column_name from information_schema.columns where "
+                                          "table_schema = 'staging' and table_name = ?", [form.table]).fetchall()}
+        for name, dtype, *_ in con.execute("describe select * from empty_frame").fetchall():
+            if name not in have:
+                con.execute(f'alter table staging.{form.table} add column "{name}" {dtype}')
         con.unregister("empty_frame")
         _comment_staging(con, form)
 
@@ -54,6 +61,8 @@ def _comment_staging(con, form: Form) -> None:
         "accepted": "No validation error on this row | 通过校验",
         "superseded": "A newer file of the month covers this row's unit, or a later row repeats its key | 已被更新的文件或行替代",
         "counted": "accepted and not superseded: the row counts in the roll-up | 纳入汇总",
+        "carried_from": "Month this row was carried forward from, its sender having sent nothing this month | 沿用月份",
+        "stale_months": "Age in months of a carried row | 沿用月数",
         "person_key": "Keyed hash (HMAC-SHA256) of the ID number: the same person has the same key | 身份证号的加密哈希",
         "sex_from_id": "Sex derived from the ID number before hashing | 由身份证号得出的性别",
         "birth_year": "Birth year derived from the ID number before hashing | 由身份证号得出的出生年份",
@@ -100,7 +109,25 @@ def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
            .with_columns(superseded=pl.col("superseded") | pl.col("_rep").fill_null(False))
            .drop("_rep")
            .with_columns(counted=pl.col("accepted") & ~pl.col("superseded")))
-    return out.select(pl.lit(period).alias("period"), pl.all())
+    return out.select(pl.lit(period).alias("period"), pl.all(),
+                      pl.lit(None, pl.String).alias("carried_from"), pl.lit(None, pl.Int32).alias("stale_months"))
+
+
+def carry_forward(con, period: str, forms: dict[str, Form], months: int) -> int:
+    """Copy forward the latest earlier submission of each sender that sent nothing this month
+    (sql/staging/carry_forward.sql); returns the number of rows carried."""
+    if months <= 0:
+        return 0
+    query = (SQL / "staging" / "carry_forward.sql").read_text(encoding="utf-8")
+    con.execute("set variable period = ?", [period])
+    con.execute("set variable carry_months = ?", [months])
+    carried = 0
+    for form in forms.values():
+        con.execute("set variable form = ?", [form.id])
+        con.execute("set variable senders = ?::varchar[]", [list(form.senders)])
+        con.execute("set variable staging_table = ?", [f"staging.{form.table}"])
+        carried += con.execute(f"insert into staging.{form.table} by name {query}").fetchone()[0]
+    return carried
 
 
 def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:
@@ -163,9 +190,20 @@ def _insert(con, table: str, frame: pl.DataFrame) -> None:
         con.unregister("incoming")
 
 
-def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, indicators: pl.DataFrame) -> None:
-    """The registry, reference population and indicator definitions, replaced on every run."""
-    for name, frame in (("units", units), ("population", population), ("indicators", indicators)):
+def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, indicators: pl.DataFrame,
+                   forms: dict[str, Form]) -> None:
+    """The registry, reference population, indicator definitions and forms, replaced on every run."""
+    form_rows = pl.DataFrame([{"form": f.id, "table_name": f"staging.{f.table}", "name": f.name,
+                               "unit_levels": list(f.unit_levels), "senders": list(f.senders), "expected": f.expected}
+                              for f in forms.values()],
+                             schema={"form": pl.String, "table_name": pl.String, "name": pl.String,
+                                     "unit_levels": pl.List(pl.String), "senders": pl.List(pl.String),
+                                     "expected": pl.String})
+    meta = tomllib.loads((SQL / "intermediate" / "unit_facts.toml").read_text(encoding="utf-8"))
+    sources = pl.DataFrame([{"figure": k, "source": v} for k, v in meta.get("sources", {}).items()],
+                           schema={"figure": pl.String, "source": pl.String})
+    for name, frame in (("units", units), ("population", population), ("indicators", indicators),
+                        ("forms", form_rows), ("figure_sources", sources)):
         con.register("incoming", frame)
         con.execute(f"create or replace table ref.{name} as select * from incoming")
         con.unregister("incoming")

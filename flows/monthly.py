@@ -15,7 +15,7 @@ from prefect.context import get_run_context
 from . import datadocs, feedback, load, pii, publish, read, rollup, validate
 from .registry import Tree
 from .senders import file_senders
-from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, load_settings
+from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, deadline_utc, load_settings
 from .errors import ConfigError
 from .registry import load_indicators, load_population, load_units
 from .schemas import load_forms
@@ -75,9 +75,11 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         con.execute("begin")
         load.ensure_tables(con, forms)
         load.load_reference(con, load_units(settings.units_csv), load_population(settings.population_csv),
-                            load_indicators(settings.indicators_toml))
+                            load_indicators(settings.indicators_toml), forms)
         load.load_month(con, period, run_id, records, staged)
-        rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "))
+        load.carry_forward(con, period, forms, settings.carry_forward_months)
+        rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "),
+                     deadline_utc(period, settings).isoformat(sep=" "))
         rollup.month_on_month(con, period, run_id, forms["SG-01"])
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())

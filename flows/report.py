@@ -79,3 +79,25 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
     lines.append("差距 = 目标 − 当前值（正数为尚差）；未到期的按近 12 个月趋势预计到期值，判断进度正常或有风险；"
                  "单独达标社区 = 平均数所涉社区中自身达到标准的比例；“—”表示该层级无目标或无数据。")
     return "\n".join(lines)
+
+
+def completeness_table(db: Path, period: str) -> str:
+    """Expected, received and on-time reports per county (and the city's own), all forms."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            select coalesce(c.county_code, c.unit_code) as code, u.name,
+                   count(*), count(*) filter (where received), count(*) filter (where on_time)
+            from mart.reporting_completeness c
+            join ref.units u on u.code = coalesce(c.county_code, c.unit_code)
+            where c.period = ?
+            group by all order by code""", [period]).fetchall()
+    finally:
+        con.close()
+    head = ["单位", "应报", "已报", "按时", "报送率", "及时率"]
+    body = [[name, str(n), str(got), str(on_time), f"{got * 100 / n:.1f}%", f"{on_time * 100 / n:.1f}%"]
+            for _, name, n, got, on_time in rows]
+    widths = [max(_width(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "  ".join(_pad(c, widths[i], right=i > 0) for i, c in enumerate(r))
+    out = [f"{period} 报送情况（各报表应报单位合计；市本级只含市级报表）", line(head), "  ".join("-" * w for w in widths)]
+    return "\n".join(out + [line(r) for r in body])

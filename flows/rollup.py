@@ -22,6 +22,7 @@ ORDER = (
     "intermediate/indicator_figures",
     "marts/indicator_values",
     "marts/indicator_history",
+    "marts/reporting_completeness",
 )
 # Appended by every run and never cleared: the history of what each run computed.
 APPEND_ONLY = {"marts/indicator_history"}
@@ -33,11 +34,12 @@ def table_name(step: str) -> str:
 
 
 def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_id: str = "",
-          run_at: str | None = None) -> None:
+          run_at: str | None = None, deadline_utc: str | None = None) -> None:
     con.execute("set variable period = ?", [period])
     con.execute("set variable community_rule = ?", [community_rule])
     con.execute("set variable run_id = ?", [run_id])
     con.execute("set variable run_at = coalesce(?, current_timestamp::timestamp::varchar)", [run_at])
+    con.execute("set variable deadline_utc = ?", [deadline_utc])
     for step in ORDER:
         table = table_name(step)
         query = (SQL / f"{step}.sql").read_text(encoding="utf-8")

@@ -73,6 +73,8 @@ class Form:
     rules: tuple[Rule, ...] = ()
     roster: bool = False
     replace_by: tuple[str, ...] = ("unit_code",)
+    senders: tuple[str, ...] = ()  # the levels that send the form
+    expected: str = "rows"  # completeness: a row per unit of unit_levels, or a list per sender
     path: Path | None = field(default=None, compare=False)
 
     def field(self, name: str) -> Field:
@@ -114,13 +116,16 @@ def load_form(path: Path) -> Form:
     for ref in raw.get("replace_by", ()):
         if ref not in names:
             raise ConfigError(f"{path}: replace_by names field {ref!r}, which the form does not have")
-    for k in ("id", "table", "name", "titles", "unit_levels", "key"):
+    if raw.get("expected", "rows") not in ("rows", "senders"):
+        raise ConfigError(f"{path}: expected must be 'rows' or 'senders'")
+    for k in ("id", "table", "name", "titles", "unit_levels", "key", "senders"):
         if k not in raw:
             raise ConfigError(f"{path}: missing top-level key {k!r}")
     return Form(id=raw["id"], table=raw["table"], name=raw["name"], titles=tuple(raw["titles"]),
                 unit_levels=tuple(raw["unit_levels"]), key=tuple(raw["key"]), fields=tuple(fields),
                 rules=tuple(rules), roster=bool(raw.get("roster", False)),
-                replace_by=tuple(raw.get("replace_by", ("unit_code",))), path=path)
+                replace_by=tuple(raw.get("replace_by", ("unit_code",))), senders=tuple(raw.get("senders", ())),
+                expected=raw.get("expected", "rows"), path=path)
 
 
 def load_forms(folder: Path) -> dict[str, Form]:

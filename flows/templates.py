@@ -22,16 +22,6 @@ from .errors import ConfigError
 from .registry import LEVELS, Tree, load_units
 from .schemas import Field, Form, load_forms
 
-# Who sends which form is the reporting arrangement (forms README), not part of a form's schema.
-# A form missing here is sent by the senders' levels among its own unit levels.
-SENDS: dict[str, tuple[str, ...]] = {
-    "SG-01": ("township",),
-    "SG-02": ("township", "county", "city"),
-    "SG-03": ("township",),
-    "SG-04": ("county", "city"),
-    "SG-05": ("county", "city"),
-    "SG-06": ("county", "city"),
-}
 SENDER_LEVELS = ("city", "county", "township")
 LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
 
@@ -41,13 +31,12 @@ LIST_LIMIT = 255  # Excel's limit on an inline dropdown list, commas included
 INSTRUCTIONS = "填表说明"
 LISTS_SHEET = "下拉选项"
 HEAD = 3  # title, 表号 row, header: data starts on Excel row 4
-DUE_DAY = 5  # returned by the 5th of the next month
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
 
 def _senders_of(form: Form) -> tuple[str, ...]:
-    return SENDS.get(form.id, tuple(lv for lv in form.unit_levels if lv in SENDER_LEVELS))
+    return form.senders
 
 
 def _responsible(tree: Tree, code: str, form: Form) -> str | None:
@@ -416,7 +405,7 @@ def _write_instructions(book: _Book, tree: Tree, sender: str, plans: list[_Plan]
     ws.merge_range(row, 0, row, len(widths) - 1, f"{city}社会工作月报表 填表说明", book.title)
     ws.set_row(row, 30)
     row += 1
-    para(f"报送单位：{tree.name[sender]}（{sender}）    统计期：{y}年{m}月    报送截止：{ny}年{nm}月{DUE_DAY}日", book.bold)
+    para(f"报送单位：{tree.name[sender]}（{sender}）    统计期：{y}年{m}月    报送截止：{ny}年{nm}月{load_settings().deadline_day}日", book.bold)
     row += 1
     for c, text in enumerate(("表号", "报表", "由谁填、填什么", "必填列")):
         ws.write_string(row, c, text, book.note_head)
@@ -449,7 +438,7 @@ def _write_instructions(book: _Book, tree: Tree, sender: str, plans: list[_Plan]
     personal = "、".join(dict.fromkeys(f.header for f in fields if f.personal))
     if personal:
         rules.append(f"{personal}只用于识别同一人员，读取后即加密或删除，不进入数据库；请妥善保管本文件，不要在公开渠道传送。")
-    rules.append(f"请用 Excel 或 WPS 直接填写并保存为 .xlsx，于 {ny}年{nm}月{DUE_DAY}日 前报送{city}民政局。")
+    rules.append(f"请用 Excel 或 WPS 直接填写并保存为 .xlsx，于 {ny}年{nm}月{load_settings().deadline_day}日 前报送{city}民政局。")
     rules = [f"{i}. {text}" for i, text in enumerate(rules, 1)]
     for text in rules:
         para(text)

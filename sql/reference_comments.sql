@@ -28,3 +28,13 @@ comment on column ref.indicators.levels is 'Levels where the indicator is comput
 comment on column ref.indicators.target_levels is 'Levels where the target applies | 目标适用层级';
 comment on column ref.indicators.target_figure is 'A target that is a reported figure (a column of intermediate.unit_rollup), e.g. the provincial pass rate | 以报送数据为目标';
 comment on column ref.indicators.meeting is 'For a per-community average: the figure counting communities that meet the bar on their own | 单独达标社区数';
+comment on table ref.forms is 'The forms (schemas/*.toml): who sends them and what completeness expects | 报表';
+comment on column ref.forms.form is 'Form id, SG-01..SG-06 | 报表编号';
+comment on column ref.forms.table_name is 'Its staging table | 明细表';
+comment on column ref.forms.name is 'Form name | 报表名称';
+comment on column ref.forms.unit_levels is 'Levels of the units its rows are about | 数据行的单位层级';
+comment on column ref.forms.senders is 'Levels that send it | 报送层级';
+comment on column ref.forms.expected is 'rows: a row per unit of unit_levels; senders: a sheet per sending unit | 完整性口径';
+comment on table ref.figure_sources is 'Where each figure of intermediate.unit_facts comes from (sql/intermediate/unit_facts.toml) | 数据来源';
+comment on column ref.figure_sources.figure is 'Column of intermediate.unit_facts | 指标分项';
+comment on column ref.figure_sources.source is 'Table whose counted rows make it up, or registry | 来源表';

@@ -67,7 +67,8 @@ def base(tmp_path_factory):
     path = tmp_path_factory.mktemp("prop") / "base.duckdb"
     con = duckdb.connect(str(path))
     load.ensure_tables(con, FORMS)
-    load.load_reference(con, UNITS, load_population(SETTINGS.population_csv), load_indicators(SETTINGS.indicators_toml))
+    load.load_reference(con, UNITS, load_population(SETTINGS.population_csv), load_indicators(SETTINGS.indicators_toml),
+                        FORMS)
     con.close()
     return path
 

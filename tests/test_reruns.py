@@ -34,3 +34,43 @@ def test_late_file_changes_the_month_and_history_keeps_the_first_revision(tmp_pa
         assert history == [(6.0, 8), (9.0, 9)]
         per_run = con.execute("select count(*) from mart.indicator_history group by run_id").fetchall()
         assert per_run == [(6966,), (6966,)]
+
+
+def test_a_sender_that_sent_nothing_is_carried_forward_marked_stale_up_to_the_limit(tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(INBOX, inbox)
+    for month in ("2024-04", "2024-08"):  # only 东区民政局 and the city send; both towns send nothing
+        (inbox / month / "东区").mkdir(parents=True)
+        shutil.copy(INBOX / PERIOD / "东区" / "东区民政局3月.xlsx", inbox / month / "东区")
+        shutil.copytree(INBOX / PERIOD / "市本级", inbox / month / "市本级")
+    db = tmp_path / "w.duckdb"
+    for month in (PERIOD, "2024-04", "2024-08"):
+        monthly_rollup(period=month, inbox=str(inbox), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        sg01 = con.execute("select unit_code, carried_from, stale_months, counted from staging.sg01 "
+                           "where period = '2024-04' order by unit_code").fetchall()
+        assert sg01 == [(c, "2024-03", 1, True) for c in
+                        ("510402001002", "510402001004", "510402001005", "510421100001", "510421100200", "510421100201")]
+        value = "select value, units_carried from mart.indicator_values where period = ? and unit_code = ? and indicator_id = ?"
+        assert con.execute(value, ["2024-04", "510400000000", "talent_total"]).fetchone() == (9.0, 8)
+        assert con.execute(value, ["2024-04", "510402000000", "community_worker_certified_share"]).fetchone() == (
+            5 * 100 / 14, 3)
+        assert con.execute(value, [PERIOD, "510400000000", "talent_total"]).fetchone() == (9.0, 0)
+        # Carried rows are not received: completeness still says the towns sent nothing.
+        got = con.execute("select count(*) filter (where received) from mart.reporting_completeness "
+                          "where period = '2024-04' and form in ('SG-01', 'SG-03')").fetchone()[0]
+        assert got == 0
+        # Five months on, past the three-month limit: nothing is carried; only 东区's own person counts.
+        assert con.execute("select count(*) from staging.sg01 where period = '2024-08'").fetchone()[0] == 0
+        assert con.execute(value, ["2024-08", "510400000000", "talent_total"]).fetchone() == (1.0, 0)
+
+
+def test_completeness_never_exceeds_a_hundred_percent(month_db):
+    with duckdb.connect(str(month_db), read_only=True) as con:
+        rows = con.execute("""
+            select form, count(*), count(*) filter (where received), count(*) filter (where on_time)
+            from mart.reporting_completeness where period = '2024-03' group by form order by form""").fetchall()
+    # SG-01: 7 of 336 communities (南山's sheet was last month's); SG-02 from 大渡口街道, 攀莲镇 and 东区.
+    assert [(f, n, got) for f, n, got, _ in rows] == [
+        ("SG-01", 336, 7), ("SG-02", 55, 3), ("SG-03", 49, 2), ("SG-04", 6, 2), ("SG-05", 6, 1), ("SG-06", 6, 2)]
+    assert all(on_time <= got <= n for _, n, got, on_time in rows)

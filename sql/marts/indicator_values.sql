@@ -14,6 +14,50 @@ this_month as (
 -- months (this one included, at least 3 of them) is extended to the deadline month; on_track
 -- if that projection meets the target or the value already does and is not falling, at_risk
 -- otherwise. With fewer than 3 months the value as it stands decides.
+-- Carried rows (a sender that sent nothing this month, see sql/staging/carry_forward.sql):
+-- for each indicator, how many units of the subtree its figures took from an earlier month.
+carried_rows as (
+    select 'staging.sg01' as source, unit_code from staging.sg01 where period = getvariable('period') and carried_from is not null
+    union all
+    select 'staging.sg02', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null
+    union all
+    select 'intermediate.talent_assignments', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null
+    union all
+    select 'staging.sg03', unit_code from staging.sg03 where period = getvariable('period') and carried_from is not null
+    union all
+    select 'staging.sg04', unit_code from staging.sg04 where period = getvariable('period') and carried_from is not null
+    union all
+    select 'staging.sg05', unit_code from staging.sg05 where period = getvariable('period') and carried_from is not null
+    union all
+    select 'staging.sg06', unit_code from staging.sg06 where period = getvariable('period') and carried_from is not null
+),
+
+indicator_sources as (
+    select distinct i.id as indicator_id, s.source
+    from ref.indicators as i
+    join ref.figure_sources as s
+      on s.figure in (i.numerator, i.denominator, i.meeting,
+                      -- figures combined in unit_rollup, by what they are made of
+                      case i.numerator when 'population' then 'sg01_registered_population'
+                                       when 'stations_and_rooms' then 'townships_with_station' end,
+                      case i.numerator when 'stations_and_rooms' then 'village_rooms'
+                                       when 'child_workers_trained' then 'child_directors_trained' end,
+                      case i.numerator when 'child_workers_trained' then 'child_supervisors_trained'
+                                       when 'exam_passes' then 'own_exam_passes' end,
+                      case i.denominator when 'population' then 'sg01_registered_population'
+                                         when 'child_workers' then 'child_directors_known'
+                                         when 'exam_candidates' then 'own_exam_candidates' end,
+                      case i.denominator when 'child_workers' then 'child_supervisors_known' end)
+),
+
+carried as (
+    select c.ancestor_code as unit_code, s.indicator_id, count(distinct r.unit_code) as units_carried
+    from carried_rows as r
+    join indicator_sources as s on s.source = r.source
+    join intermediate.unit_closure as c on c.descendant_code = r.unit_code
+    group by all
+),
+
 history as (
     select unit_code, indicator_id, period, value
     from figures
@@ -39,7 +83,11 @@ projected as (
         date_diff('month', strptime(j.period || '-01', '%Y-%m-%d')::date, date_trunc('month', j.deadline)::date)
             as months_to_deadline,
         case when tr.months >= 3 then tr.slope_per_month end as slope_per_month
-    from this_month as j
+    from (
+        select t.*, coalesce(ca.units_carried, 0) as units_carried
+        from this_month as t
+        left join carried as ca using (unit_code, indicator_id)
+    ) as j
     left join trend as tr using (unit_code, indicator_id)
 ),
 
