@@ -58,7 +58,10 @@ def test_publish_keeps_every_run(result, tmp_path, monkeypatch, caplog):
         index = publish_results([result], site, runs[0])
         assert publish_results([result, None], site, runs[1]) == index
 
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+    # Great Expectations and this module say nothing on a normal run (the Prefect test server's
+    # own HTTP chatter, from other threads, is not ours to judge here).
+    ours = [r for r in caplog.records if r.name.startswith(("great_expectations", "flows", "shegong"))]
+    assert [r.getMessage() for r in ours if r.levelno >= logging.INFO] == []
     assert [str(w.message) for w in caught] == []
     assert list(cwd.iterdir()) == []
     assert gx_home.exists() == had_gx_home
