@@ -92,6 +92,16 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .deploy import DEPLOYMENT, cron_expression, serve
+    from .config import load_settings
+    s = load_settings()
+    print(f"serving monthly-rollup/{DEPLOYMENT}: cron '{cron_expression(s)}' ({s.timezone}), "
+          f"inbox {Path(args.inbox).resolve()}, warehouse {Path(args.db).resolve()}; Ctrl-C stops it")
+    serve(Path(args.inbox), Path(args.db))
+    return 0
+
+
 def cmd_templates(args) -> int:
     from .templates import write_templates
     paths = write_templates(args.period, Path(args.out), db=Path(args.db), unit=args.unit)
@@ -138,6 +148,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="at most this many units and rows per figure")
     e.add_argument("--db", type=Path, default=DEFAULT_DB)
     e.set_defaults(func=cmd_explain)
+
+    v = sub.add_parser("serve", help="run the monthly schedule against a Prefect server (PREFECT_API_URL)")
+    v.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
+    v.add_argument("--db", type=Path, default=DEFAULT_DB)
+    v.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("templates", help="write each reporting unit's xlsx for a month, its own rows filled in")
     t.add_argument("--period", required=True, help="the month the templates are for, YYYY-MM")

@@ -24,6 +24,9 @@ class Settings:
     deadline_day: int = 5
     timezone: str = "Asia/Shanghai"
     carry_forward_months: int = 3
+    schedule_day: int = 6
+    schedule_hour: int = 2
+    schedule_minute: int = 0
 
 
 def load_settings(data_dir: Path = DATA) -> Settings:
@@ -40,7 +43,10 @@ def load_settings(data_dir: Path = DATA) -> Settings:
                  indicators_toml=data_dir / raw["plan"]["indicators"], community_rule=rule,
                  deadline_day=int(raw.get("reporting", {}).get("deadline_day", 5)),
                  timezone=raw.get("reporting", {}).get("timezone", "Asia/Shanghai"),
-                 carry_forward_months=int(raw.get("reporting", {}).get("carry_forward_months", 3)))
+                 carry_forward_months=int(raw.get("reporting", {}).get("carry_forward_months", 3)),
+                 schedule_day=int(raw.get("schedule", {}).get("day", 6)),
+                 schedule_hour=int(raw.get("schedule", {}).get("hour", 2)),
+                 schedule_minute=int(raw.get("schedule", {}).get("minute", 0)))
     if not 1 <= s.deadline_day <= 28:
         raise ConfigError(f"{path}: reporting.deadline_day must be a day from 1 to 28")
     for p in (s.units_csv, s.population_csv, s.indicators_toml):
@@ -57,3 +63,12 @@ def deadline_utc(period: str, settings: Settings):
     y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     local = dt.datetime(y, m, settings.deadline_day, tzinfo=ZoneInfo(settings.timezone)) + dt.timedelta(days=1)
     return local.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def previous_month(settings: Settings, now=None) -> str:
+    """The month before the current one, in the bureau's time zone: what a scheduled run rolls up."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(settings.timezone))
+    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
+    return f"{y:04d}-{m:02d}"

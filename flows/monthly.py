@@ -15,7 +15,7 @@ from prefect.context import get_run_context
 from . import datadocs, feedback, load, pii, publish, read, rollup, validate
 from .registry import Tree
 from .senders import file_senders
-from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, deadline_utc, load_settings
+from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, deadline_utc, load_settings, previous_month
 from .errors import ConfigError
 from .registry import load_indicators, load_population, load_units
 from .schemas import load_forms
@@ -115,9 +115,16 @@ def publish_data_docs(results: list, db: Path, run_name: str) -> Path:
     return datadocs.publish_results(results, (db.parent / "validation").resolve(), run_name)
 
 
-@flow(name="monthly-rollup", flow_run_name="rollup-{period}", log_prints=False)
-def monthly_rollup(period: str, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB)) -> dict:
-    """Roll up one month of the inbox into the warehouse and publish it."""
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+    period = flow_run.parameters.get("period") or f"{previous_month(load_settings())}-scheduled"
+    return f"rollup-{period}"
+
+
+@flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False)
+def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB)) -> dict:
+    """Roll up one month of the inbox into the warehouse and publish it (no period: last month)."""
+    period = period or previous_month(load_settings())
     check_period(period)
     inbox_path, db_path = Path(inbox), Path(db)
     settings = load_settings()
