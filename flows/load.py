@@ -6,6 +6,7 @@ number is already a keyed hash (`person_key`).
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
                 con.execute(f'alter table staging.{form.table} add column "{name}" {dtype}')
         con.unregister("empty_frame")
         _comment_staging(con, form)
+        cache = to_frame(form, []).drop("_row_id")
+        con.register("empty_frame", cache)
+        con.execute(f"create table if not exists {read_cache_table(form)} as "
+                    f"select ''::varchar as period, * from empty_frame limit 0")
+        con.unregister("empty_frame")
+        con.execute(f"comment on table {read_cache_table(form)} is "
+                    f"{literal(f'{form.id} rows as last read, with reading flags, so a rerun parses only new or changed files | 读取缓存')}")
 
 
 def _comment_staging(con, form: Form) -> None:
@@ -130,6 +138,54 @@ def carry_forward(con, period: str, forms: dict[str, Form], months: int) -> int:
     return carried
 
 
+def read_cache_table(form: Form) -> str:
+    return f"ingest.read_{form.table}"
+
+
+def read_cache(db: Path, period: str, forms: dict[str, Form], key_id: str) -> dict[str, tuple[FileRecord, dict]]:
+    """The month's files as the last run read them (path -> record and rows per form), so that
+    a rerun parses only new or changed files. Empty when the last run used another key."""
+    from .read import SheetRecord
+    if not db.exists():
+        return {}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        have = {f"{a}.{b}" for a, b in con.execute("select table_schema, table_name from information_schema.tables")
+                .fetchall()}
+        if not {"ingest.runs", "ingest.files", "ingest.sheets"} <= have:
+            return {}
+        last = con.execute("select key_id from ingest.runs where period = ? order by finished_at desc limit 1",
+                           [period]).fetchone()
+        if last is None or last[0] != key_id:
+            return {}
+        out: dict[str, tuple[FileRecord, dict]] = {}
+        for path, sha, size, received, fmt, status, zh, en in con.execute(
+                "select path, sha256, size_bytes, received_at, format, status, reason_zh, reason_en "
+                "from ingest.files where period = ?", [period]).fetchall():
+            out[path] = (FileRecord(path=path, sha256=sha, size_bytes=size, received_at=received, format=fmt,
+                                    status=status, reason_zh=zh, reason_en=en), {})
+        for path, sheet, form, header_row, sender, rows, status, zh, en, headers in con.execute(
+                "select path, sheet, form, header_row, sender, data_rows, status, reason_zh, reason_en, headers "
+                "from ingest.sheets where period = ? order by path, rowid", [period]).fetchall():
+            if path in out:
+                out[path][0].sheets.append(SheetRecord(path=path, sheet=sheet, form=form, header_row=header_row,
+                                                       data_rows=rows, status=status, reason_zh=zh, reason_en=en,
+                                                       sender=sender, headers=json.loads(headers or "{}")))
+        for form in forms.values():
+            if read_cache_table(form) not in have:
+                return {}
+            cur = con.execute(f"select * exclude (period) from {read_cache_table(form)} where period = ? "
+                              f"order by _file, _sheet, _row", [period])
+            names = [d[0] for d in cur.description]
+            for values in cur.fetchall():
+                row = dict(zip(names, values))
+                if row["_file"] in out:
+                    out[row["_file"]][1].setdefault(form.id, []).append(row)
+        return out
+    finally:
+        con.close()
+
+
 def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:
     tables = con.execute("select table_schema || '.' || table_name from information_schema.columns "
                          "where column_name = 'period' and table_schema in ('ingest','staging','intermediate','mart') "
@@ -163,14 +219,18 @@ def load_month(con, period: str, run_id: str, records: list[FileRecord],
         if fails.height:
             failures.append(fails)
         _insert(con, f"staging.{form.table}", staging_frame(form, frame, period))
+        # The rows as read, flags included, for the next rerun of the month (see read_cache).
+        _insert(con, read_cache_table(form), frame.select(pl.lit(period).alias("period"), *frame_schema(form)))
     sheets = pl.DataFrame([{"period": period, "path": s.path, "sheet": s.sheet, "form": s.form,
                             "header_row": s.header_row, "sender": s.sender, "sender_code": s.sender_code,
+                            "headers": json.dumps(s.headers, ensure_ascii=False),
                             "data_rows": s.data_rows,
                             "rows_rejected": rejected_by_sheet.get((s.path, s.sheet), 0), "status": s.status,
                             "reason_zh": s.reason_zh, "reason_en": s.reason_en, "run_id": run_id}
                            for r in records for s in r.sheets],
                           schema={"period": pl.String, "path": pl.String, "sheet": pl.String, "form": pl.String,
                                   "header_row": pl.Int32, "sender": pl.String, "sender_code": pl.String,
+                                  "headers": pl.String,
                                   "data_rows": pl.Int32,
                                   "rows_rejected": pl.Int32, "status": pl.String, "reason_zh": pl.String,
                                   "reason_en": pl.String, "run_id": pl.String})

@@ -57,3 +57,8 @@ def make_key_file(path: Path | None = None, force: bool = False) -> tuple[Path, 
 def person_key(key: bytes, id_number: str) -> str:
     """HMAC-SHA256 of the normalised ID number, 128 bits in hex: one person, one key."""
     return hmac.new(key, id_number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def key_id(key: bytes) -> str:
+    """A fingerprint of the key (not the key): rows hashed under another key cannot be reused."""
+    return hmac.new(key, b"shegong key id", hashlib.sha256).hexdigest()[:16]

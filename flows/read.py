@@ -357,14 +357,18 @@ def _convert_row(layout: Layout, row: list, key: bytes, checkbox: set[int] = fro
     return out
 
 
-def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: bytes
+def file_time(path: Path) -> dt.datetime:
+    """When a file was received: its modification time, as naive UTC."""
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+
+
+def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: bytes, data: bytes | None = None
               ) -> tuple[FileRecord, dict[str, list[dict]]]:
     """Read one file: its record (always) and its rows per form (when it could be read)."""
     rel = path.relative_to(root).as_posix()
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     record = FileRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
-                        received_at=dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None),
-                        format=path.suffix.lower().lstrip(".") or "none")
+                        received_at=file_time(path), format=path.suffix.lower().lstrip(".") or "none")
     rows_by_form: dict[str, list[dict]] = {}
     try:
         if not data:

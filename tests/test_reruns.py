@@ -34,6 +34,38 @@ def test_late_file_changes_the_month_and_history_keeps_the_first_revision(tmp_pa
         assert history == [(6.0, 8), (9.0, 9)]
         per_run = con.execute("select count(*) from mart.indicator_history group by run_id").fetchall()
         assert per_run == [(6966,), (6966,)]
+        # The rerun parsed only the late file; the eight unchanged ones came from the first run.
+        assert con.execute("select files_reused from ingest.runs order by finished_at").fetchall() == [(0,), (8,)]
+    # ...and gives the same warehouse as a run from scratch on the same files.
+    scratch = tmp_path / "scratch.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(scratch))
+    queries = [
+        "select * from mart.indicator_values order by unit_code, indicator_id",
+        "select * exclude (run_id) from ingest.failures order by all",
+        "select * exclude (run_id) from ingest.files order by path",
+        "select * exclude (run_id) from ingest.sheets order by path, sheet",
+        "select * from staging.sg02 order by source_file, excel_row",
+        "select * from mart.reporting_completeness order by form, unit_code",
+    ]
+    with duckdb.connect(str(db), read_only=True) as a, duckdb.connect(str(scratch), read_only=True) as b:
+        for q in queries:
+            assert a.execute(q).fetchall() == b.execute(q).fetchall(), q
+
+
+def test_a_changed_file_is_read_again_and_another_key_reads_everything(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(INBOX, inbox)
+    db = tmp_path / "w.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    csv = inbox / PERIOD / "市本级" / "市综合.csv"
+    csv.write_bytes(csv.read_bytes().replace(b",2\r\n", b",3\r\n"))  # outstanding talents 2 -> 3
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    monkeypatch.setenv("SHEGONG_ID_KEY", "another-key-" + "fedcba9876543210" * 3)
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select files_reused from ingest.runs order by finished_at").fetchall() == [(0,), (8,), (0,)]
+        assert con.execute("select value from mart.indicator_values where unit_code = '510400000000' and "
+                           "indicator_id = 'outstanding_talent_total'").fetchone() == (3.0,)
 
 
 def test_a_sender_that_sent_nothing_is_carried_forward_marked_stale_up_to_the_limit(tmp_path):

@@ -24,3 +24,8 @@ comment on column ingest.runs.files_rejected is 'Files that could not be read | 
 comment on column ingest.runs.rows_read is 'Data rows read | 读取的数据行数';
 comment on column ingest.runs.rows_rejected is 'Rows kept out of the roll-up by an error | 因错误未纳入汇总的行数';
 comment on column ingest.runs.status is 'completed, or failed | 运行状态';
+
+alter table ingest.runs add column if not exists key_id varchar;
+alter table ingest.runs add column if not exists files_reused integer;
+comment on column ingest.runs.key_id is 'Fingerprint of the ID-hash key (never the key) | 哈希密钥指纹';
+comment on column ingest.runs.files_reused is 'Unchanged files taken from the last run instead of being read again | 复用的未变文件数';

@@ -29,3 +29,5 @@ comment on column ingest.sheets.run_id is 'Run that read the sheet | 运行编�
 
 alter table ingest.sheets add column if not exists sender_code varchar;
 comment on column ingest.sheets.sender_code is 'Registry unit named by 填报单位, if it names one unambiguously | 填报单位代码';
+alter table ingest.sheets add column if not exists headers varchar;
+comment on column ingest.sheets.headers is 'Field to header text as written in the sheet, JSON | 各字段的列标题（JSON）';
