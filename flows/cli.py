@@ -37,8 +37,11 @@ def cmd_run(args) -> int:
         months = [check_period(args.period)]
     elif args.start and args.end:
         months = _months(check_period(args.start), check_period(args.end))
+    elif args.start or args.end:
+        raise ShegongError("give both --from YYYY-MM and --to YYYY-MM")
     else:
-        raise ShegongError("give --period YYYY-MM, or --from YYYY-MM --to YYYY-MM")
+        from .config import load_settings, previous_month
+        months = [previous_month(load_settings())]  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))
     for period in months:
         s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
@@ -121,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="roll up a month (or a range of months) and publish the warehouse")
-    r.add_argument("--period", help="month, YYYY-MM")
+    r.add_argument("--period", help="month, YYYY-MM (default: last month)")
     r.add_argument("--from", dest="start", help="first month of a range, YYYY-MM")
     r.add_argument("--to", dest="end", help="last month of a range, YYYY-MM")
     r.add_argument("--inbox", type=Path, default=DEFAULT_INBOX, help="inbox folder (default %(default)s)")
