@@ -37,6 +37,9 @@ def check_period(period: str) -> str:
 def discover_files(inbox: Path, period: str) -> list[Path]:
     """The month's files."""
     files = read.discover(inbox, period)
+    if not (inbox / period).is_dir():
+        log.warning("%s: no folder %s: nothing received this month (earlier submissions may be carried)",
+                    period, inbox / period)
     log.info("%s: %d files under %s", period, len(files), inbox / period)
     return files
 
