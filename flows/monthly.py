@@ -56,9 +56,9 @@ def read_files(files: list[Path], inbox: Path, period: str, db: Path
     root = inbox / period
     for path in files:
         rel = path.relative_to(root).as_posix()
-        data = path.read_bytes()
+        data = b"" if path.is_symlink() else path.read_bytes()  # links are judged by read_file
         hit = cache.get(rel)
-        if hit and hit[0].sha256 == hashlib.sha256(data).hexdigest():
+        if hit and data and hit[0].sha256 == hashlib.sha256(data).hexdigest():
             record, by_form = hit
             # Same content: only the modification time may have moved, as a first run would see it.
             record.received_at = read.file_time(path)
@@ -67,7 +67,7 @@ def read_files(files: list[Path], inbox: Path, period: str, db: Path
                     r["_received_at"] = record.received_at
             reused += 1
         else:
-            record, by_form = read.read_file(path, root, period, forms, key, data=data)
+            record, by_form = read.read_file(path, root, period, forms, key, data=data or None)
         records.append(record)
         for form_id, form_rows in by_form.items():
             rows.setdefault(form_id, []).extend(form_rows)

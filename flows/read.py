@@ -76,7 +76,8 @@ def discover(inbox: Path, period: str) -> list[Path]:
     root = inbox / period
     if not root.is_dir():
         return []
-    return sorted((p for p in root.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))),
+    return sorted((p for p in root.rglob("*") if (p.is_file() or p.is_symlink()) and not p.is_dir()
+                   and not p.name.startswith((".", "~$"))),
                   key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -111,7 +112,10 @@ def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
         return out
     except FileRejected:
         raise
-    except Exception as exc:  # calamine raises several types for broken containers
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - calamine raises several types, and a Rust panic
+        # arrives as pyo3's PanicException, a BaseException: a broken file must not stop the month.
         raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
                            f"spreadsheet reader failed: {type(exc).__name__}: {exc}") from None
 
@@ -366,6 +370,14 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
               ) -> tuple[FileRecord, dict[str, list[dict]]]:
     """Read one file: its record (always) and its rows per form (when it could be read)."""
     rel = path.relative_to(root).as_posix()
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        # A link out of the inbox would let a sender's folder read any file of this machine.
+        record = FileRecord(path=rel, sha256="", size_bytes=0, received_at=dt.datetime.fromtimestamp(
+            path.lstat().st_mtime, dt.UTC).replace(tzinfo=None), format="link", status="rejected",
+            reason_zh="文件是指向收件目录之外的链接，不予读取；请直接报送文件本身",
+            reason_en="symbolic link pointing outside the inbox")
+        log.warning("file rejected: %s: %s", rel, record.reason_en)
+        return record, {}
     data = path.read_bytes() if data is None else data
     record = FileRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                         received_at=file_time(path), format=path.suffix.lower().lstrip(".") or "none")

@@ -132,3 +132,32 @@ def test_check_digits():
     assert not id_number_valid("110105194913310028")  # no 13th month
     assert credit_code_valid("91350100M000100Y43")
     assert not credit_code_valid("91350100M000100Y44")
+
+
+def test_a_link_out_of_the_inbox_is_refused_and_the_month_goes_on(tmp_path):
+    import shutil
+    root = tmp_path / "inbox" / PERIOD
+    shutil.copytree(ROOT, root)
+    secret = tmp_path / "outside.csv"
+    secret.write_text("村（社区）代码,户籍人口\n510402001002,1\n", encoding="utf-8")
+    (root / "东区" / "link.csv").symlink_to(secret)
+    record, rows = read_file(root / "东区" / "link.csv", root, PERIOD, FORMS, pii.load_key())
+    assert (record.status, record.reason_zh, rows) == (
+        "rejected", "文件是指向收件目录之外的链接，不予读取；请直接报送文件本身", {})
+    assert "东区/link.csv" in [p.relative_to(root).as_posix() for p in discover(tmp_path / "inbox", PERIOD)]
+
+
+def test_a_reader_panic_rejects_the_file_only(monkeypatch, tmp_path):
+    import python_calamine
+    path = tmp_path / "x.xlsx"
+    path.write_bytes((ROOT / "东区" / "东区民政局3月.xlsx").read_bytes())
+
+    class Panic(BaseException):  # what pyo3 raises when the Rust reader panics
+        pass
+
+    def boom(*args, **kwargs):
+        raise Panic("index out of bounds")
+    monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", boom)
+    record, rows = read_file(path, tmp_path, PERIOD, FORMS, pii.load_key())
+    assert (record.status, record.reason_en, rows) == (
+        "rejected", "spreadsheet reader failed: Panic: index out of bounds", {})
