@@ -15,7 +15,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from .config import DATA, DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
+from .config import DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
 from .errors import ShegongError  # noqa: E402
 
 log = logging.getLogger("shegong")

@@ -1,7 +1,6 @@
 """Checks across rows, forms and months that the fixture month does not exercise."""
 from __future__ import annotations
 
-import os
 
 import duckdb
 
