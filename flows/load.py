@@ -98,7 +98,7 @@ def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
     # month that covers it wins, whole: a roster resent without a person means the person left.
     key = list(form.replace_by)
     newest = (out.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in key))
-              .sort("received_at", "source_file")
+              .sort("received_at", "source_file", "source_sheet")
               .group_by(key)
               .agg(pl.col("source_file").last().alias("newest_file")))
     out = (out.join(newest, on=key, how="left", nulls_equal=False)
@@ -108,7 +108,8 @@ def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
     # One counted row per form key (a unit, a person on a roster, an organisation): where an
     # accepted row repeats a key, the last one read counts.
     key = list(form.key)
-    order = pl.int_range(pl.len()).over(key, order_by=["received_at", "source_file", "excel_row"])
+    # Read order never decides: the same files give the same counted rows on a rerun.
+    order = pl.int_range(pl.len()).over(key, order_by=["received_at", "source_file", "source_sheet", "excel_row"])
     last = pl.len().over(key) - 1
     live = out.filter(pl.col("accepted") & ~pl.col("superseded")).with_row_index("_i")
     repeated = live.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in key)).filter(order < last)
@@ -135,6 +136,14 @@ def carry_forward(con, period: str, forms: dict[str, Form], months: int) -> int:
         con.execute("set variable senders = ?::varchar[]", [list(form.senders)])
         con.execute("set variable staging_table = ?", [f"staging.{form.table}"])
         carried += con.execute(f"insert into staging.{form.table} by name {query}").fetchone()[0]
+        # Another sender may have sent this month what the missing one sent before (a county
+        # reporting for its towns): a fresh row for the same key wins over the carried one.
+        same = " and ".join(f'c."{k}" = f."{k}"' for k in form.replace_by)
+        con.execute(f"""update staging.{form.table} as c set counted = false, superseded = true
+                        where c.period = ? and c.carried_from is not null and exists (
+                            select 1 from staging.{form.table} as f
+                            where f.period = c.period and f.carried_from is null and f.counted and {same})""",
+                    [period])
     return carried
 
 

@@ -34,13 +34,16 @@ def run_lock(db: Path):
 
 
 def building_path(db: Path, run_id: str) -> Path:
-    return db.with_name(f".{db.name}.{run_id}.building")
+    # Inside a directory only the owner may enter: the copy holds everything the warehouse does,
+    # whatever mode DuckDB or the copy give the file itself.
+    return db.parent / f".{db.name}.{run_id}.building" / db.name
 
 
 def prepare(db: Path, run_id: str) -> Path:
     """A private copy of the published warehouse (or nothing, on the first run) to build in."""
     tmp = building_path(db, run_id)
     discard(tmp)
+    tmp.parent.mkdir(mode=0o700)
     if db.exists():
         shutil.copyfile(db, tmp)
     return tmp
@@ -63,3 +66,5 @@ def discard(tmp: Path) -> None:
     for p in (tmp, tmp.with_name(tmp.name + ".wal")):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+    with contextlib.suppress(FileNotFoundError, OSError):
+        tmp.parent.rmdir()

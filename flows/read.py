@@ -31,7 +31,9 @@ SPREADSHEET = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
 TEXT = {".csv", ".txt"}
 HEAD_ROWS = 25  # title rows and headers are looked for in the first rows only
 BLANK_RUN_LIMIT = 500  # a sheet ends after this many blank rows, however far its formatting goes
-_FOOTER = re.compile(r"^(填报人|填表人|制表人|审核人|负责人|单位负责人|联系电话|填报日期|制表日期|注[:：]|说明[:：]|备注[:：])")
+# Footers name people and phones: they are never data, never stored, never quoted back.
+_FOOTER = re.compile(r"^(填报人|填表人|制表人|审核人|审核|负责人|单位负责人|联系人|经办人|统计人|联系电话|电话|手机|"
+                     r"填报日期|制表日期|注[:：]|说明[:：]|备注[:：])")
 _TOTAL = re.compile(r"^(合计|总计|小计|累计)")
 _FORM_NO = re.compile(r"SG-?0?([1-6])", re.I)
 _STATED = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月")
@@ -185,7 +187,16 @@ def decode_text(data: bytes) -> str:
 
 def _csv_rows(data: bytes) -> list[list]:
     text = decode_text(data)
-    return _bounded(csv.reader(io.StringIO(text, newline="")))
+    return _bounded(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
+
+
+def _delimiter(text: str) -> str:
+    """Comma, unless the first lines are plainly separated by semicolons or tabs (some regional
+    Excel settings save CSV with ';')."""
+    lines = [line for line in text.splitlines()[:20] if line.strip()]
+    counts = {d: sum(line.count(d) for line in lines) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
 
 
 # --- recognising the form and its header ----------------------------------------------------------

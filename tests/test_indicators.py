@@ -122,7 +122,7 @@ def _status(rows: list[tuple], period: str, target=20.0, deadline="2024-12-31", 
     for schema in ("staging", "ref"):
         con.execute(f"create schema {schema}")
     for t in ("sg01", "sg02", "sg03", "sg04", "sg05", "sg06"):
-        con.execute(f"create table staging.{t} (period varchar, unit_code varchar, carried_from varchar)")
+        con.execute(f"create table staging.{t} (period varchar, unit_code varchar, carried_from varchar, counted boolean)")
     con.execute("create table ref.indicators (id varchar, numerator varchar, denominator varchar, meeting varchar)")
     con.execute("create table ref.figure_sources (figure varchar, source varchar)")
     con.execute("create table intermediate.unit_closure (ancestor_code varchar, descendant_code varchar)")

@@ -64,12 +64,18 @@ def test_failed_run_leaves_published_warehouse_intact(inbox, tmp_path, monkeypat
     monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
     before = sha(db)
 
-    def broken(*args, **kwargs):
+    seen = []
+
+    def broken(con, *args, **kwargs):
+        # The copy being built sits in a directory only its owner may enter.
+        [building] = [p for p in tmp_path.iterdir() if p.name.endswith(".building")]
+        seen.append(oct(building.stat().st_mode & 0o777))
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(rollup, "build", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
     assert sha(db) == before
+    assert seen == ["0o700"]
     assert not [p for p in tmp_path.iterdir() if "building" in p.name]
 
 

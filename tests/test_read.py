@@ -161,3 +161,16 @@ def test_a_reader_panic_rejects_the_file_only(monkeypatch, tmp_path):
     record, rows = read_file(path, tmp_path, PERIOD, FORMS, pii.load_key())
     assert (record.status, record.reason_en, rows) == (
         "rejected", "spreadsheet reader failed: Panic: index out of bounds", {})
+
+
+def test_footers_naming_contacts_are_not_data_and_semicolon_csv_is_read(tmp_path):
+    root = tmp_path / PERIOD
+    root.mkdir()
+    header = "村（社区）代码;村（社区）名称;户籍人口;社区专职工作者人数;其中持证人数"
+    lines = [header, "510402001002;大渡口街社区居民委员会;5000;8;3", "联系人：王五 13812345678",
+             "经办人：赵六;电话;13900001111"]
+    (root / "a.csv").write_bytes("\r\n".join(lines).encode("gbk"))
+    record, rows = read_file(root / "a.csv", root, PERIOD, FORMS, pii.load_key())
+    assert record.sheets[0].form == "SG-01" and record.sheets[0].data_rows == 1
+    assert [(r["unit_code"], r["registered_population"], r["community_workers_certified"]) for r in rows["SG-01"]] == [
+        ("510402001002", 5000, 3)]

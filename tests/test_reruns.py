@@ -106,3 +106,32 @@ def test_completeness_never_exceeds_a_hundred_percent(month_db):
     assert [(f, n, got) for f, n, got, _ in rows] == [
         ("SG-01", 336, 7), ("SG-02", 55, 3), ("SG-03", 49, 2), ("SG-04", 6, 2), ("SG-05", 6, 1), ("SG-06", 6, 2)]
     assert all(on_time <= got <= n for _, n, got, on_time in rows)
+
+
+def test_a_carried_row_never_doubles_a_row_another_sender_sent(tmp_path):
+    from fixtures.build_fixtures import SG01, write_xlsx
+    inbox = tmp_path / "inbox"
+    shutil.copytree(INBOX, inbox)
+    # April: 攀莲镇 sends nothing, but its county sends one of its communities' rows.
+    write_xlsx(inbox / "2024-04" / "米易县" / "县汇总.xlsx", [("Sheet1", [
+        ["表号：SG-01", "填报单位：米易县"], SG01,
+        ["510421100001", "城北社区居民委员会", 6100, 1200, 10, 5, "是", 12, 2, "是", "否", 2, 2]])])
+    db = tmp_path / "w.duckdb"
+    for month in (PERIOD, "2024-04"):
+        monthly_rollup(period=month, inbox=str(inbox), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select unit_code, carried_from, counted from staging.sg01 where period = '2024-04' "
+                           "and unit_code like '5104211002%' or (period = '2024-04' and unit_code = '510421100001') "
+                           "order by unit_code, carried_from nulls first").fetchall()
+        assert rows == [("510421100001", None, True), ("510421100001", "2024-03", False),
+                        ("510421100200", "2024-03", True), ("510421100201", "2024-03", True)]
+        facts = con.execute("select sg01_registered_population, urban_communities from intermediate.unit_facts "
+                            "where period = '2024-04' and unit_code = '510421100001'").fetchone()
+        assert facts == (6100, 1)
+
+
+def test_an_urban_community_that_did_not_report_does_not_meet_the_bar(month_db):
+    with duckdb.connect(str(month_db), read_only=True) as con:
+        row = con.execute("select value, numerator, denominator, status from mart.indicator_values where "
+                          "unit_code = '510402002000' and indicator_id = 'urban_community_certified_ge2_share'").fetchone()
+    assert row == (0.0, 0.0, 8.0, "not_met")  # 炳草岗街道: 8 urban communities, none reported; due 2023-12

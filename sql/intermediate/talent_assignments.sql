@@ -13,7 +13,7 @@ ranked as (
         r.*,
         count(distinct r.unit_code) over (partition by r.person_key) as roster_count,
         row_number() over (
-            partition by r.person_key order by u.level_rank desc, r.unit_code, r.source_file, r.excel_row
+            partition by r.person_key order by u.level_rank desc, r.unit_code, r.source_file, r.source_sheet, r.excel_row
         ) as pick
     from rosters as r
     join intermediate.units as u on u.code = r.unit_code

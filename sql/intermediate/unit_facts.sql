@@ -74,8 +74,8 @@ facts as (
         coalesce(t.certified_talents, 0) as certified_talents,
         coalesce(t.elderly_talents, 0) as elderly_talents,
         coalesce(t.minor_talents, 0) as minor_talents,
-        (u.community_type = 'urban')::int as urban_communities,
-        (u.community_type = 'rural')::int as rural_communities,
+        coalesce(u.community_type = 'urban', false)::int as urban_communities,
+        coalesce(u.community_type = 'rural', false)::int as rural_communities,
         case when u.community_type = 'urban' then coalesce(t.talents, 0) else 0 end as urban_community_talents,
         case when u.community_type = 'rural' then coalesce(t.talents, 0) else 0 end as rural_community_talents,
         s1.registered_population as sg01_registered_population,
@@ -109,30 +109,31 @@ facts as (
         coalesce(i.elder_institutions_over_100, 0) as elder_institutions_over_100,
         coalesce(i.elder_institutions_over_100_served, 0) as elder_institutions_over_100_served,
         -- Communities of over 1000 elderly (known from SG-01 only) with at least one talent.
-        (s1.elderly_population > 1000)::int as communities_elderly_1000,
-        (s1.elderly_population > 1000 and coalesce(t.talents, 0) >= 1)::int as communities_elderly_1000_with_talent,
+        coalesce(s1.elderly_population > 1000, false)::int as communities_elderly_1000,
+        coalesce(s1.elderly_population > 1000 and coalesce(t.talents, 0) >= 1, false)::int as communities_elderly_1000_with_talent,
         -- Child directors (SG-01) and child supervisors (SG-03), where the trained count is known too.
         case when s1.child_directors_trained is not null then s1.child_directors end
             as child_directors_known,
         case when s1.child_directors is not null then s1.child_directors_trained end as child_directors_trained,
         case when s3.child_supervisors_trained is not null then s3.child_supervisors end as child_supervisors_known,
         case when s3.child_supervisors is not null then s3.child_supervisors_trained end as child_supervisors_trained,
-        -- Coverages over urban communities count every one of the registry (rule 2).
-        (u.community_type = 'urban' and s1.community_workers_certified >= 2)::int as urban_communities_certified_ge2,
-        (u.community_type = 'urban' and s1.party_secretary_certified is true)::int as urban_communities_secretary_certified,
-        (u.community_type = 'urban' and coalesce(t.talents, 0) >= 2)::int as urban_communities_talent_ge2,
-        (u.community_type = 'rural' and coalesce(t.talents, 0) >= 1)::int as rural_communities_talent_ge1,
+        -- Coverages over urban communities count every one of the registry (rule 2): a community
+        -- that did not report does not meet the bar (false, never NULL).
+        coalesce(u.community_type = 'urban' and s1.community_workers_certified >= 2, false)::int as urban_communities_certified_ge2,
+        coalesce(u.community_type = 'urban' and s1.party_secretary_certified is true, false)::int as urban_communities_secretary_certified,
+        coalesce(u.community_type = 'urban' and coalesce(t.talents, 0) >= 2, false)::int as urban_communities_talent_ge2,
+        coalesce(u.community_type = 'rural' and coalesce(t.talents, 0) >= 1, false)::int as rural_communities_talent_ge1,
         -- Averages of form fields count the communities that reported the field (rule 3).
         case when u.community_type = 'urban' then s1.community_social_orgs end as urban_community_social_orgs,
-        (u.community_type = 'urban' and s1.community_social_orgs is not null)::int as urban_communities_reporting_orgs,
-        (u.community_type = 'urban' and s1.community_social_orgs >= 12)::int as urban_communities_orgs_ge12,
+        coalesce(u.community_type = 'urban' and s1.community_social_orgs is not null, false)::int as urban_communities_reporting_orgs,
+        coalesce(u.community_type = 'urban' and s1.community_social_orgs >= 12, false)::int as urban_communities_orgs_ge12,
         case when u.community_type = 'rural' then s1.community_social_orgs end as rural_community_social_orgs,
-        (u.community_type = 'rural' and s1.community_social_orgs is not null)::int as rural_communities_reporting_orgs,
-        (u.community_type = 'rural' and s1.community_social_orgs >= 5)::int as rural_communities_orgs_ge5,
+        coalesce(u.community_type = 'rural' and s1.community_social_orgs is not null, false)::int as rural_communities_reporting_orgs,
+        coalesce(u.community_type = 'rural' and s1.community_social_orgs >= 5, false)::int as rural_communities_orgs_ge5,
         s1.volunteer_teams,
         (s1.volunteer_teams is not null)::int as communities_reporting_teams,
-        (s1.volunteer_teams >= 1)::int as communities_teams_ge1,
-        (u.level = 'township' and s3.station_in_service is true and s3.station_workers_certified >= 1)::int
+        coalesce(s1.volunteer_teams >= 1, false)::int as communities_teams_ge1,
+        coalesce(u.level = 'township' and s3.station_in_service is true and s3.station_workers_certified >= 1, false)::int
             as stations_certified_staffed
     from units as u
     left join talents as t on t.unit_code = u.code

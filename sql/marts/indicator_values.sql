@@ -17,19 +17,19 @@ this_month as (
 -- Carried rows (a sender that sent nothing this month, see sql/staging/carry_forward.sql):
 -- for each indicator, how many units of the subtree its figures took from an earlier month.
 carried_rows as (
-    select 'staging.sg01' as source, unit_code from staging.sg01 where period = getvariable('period') and carried_from is not null
+    select 'staging.sg01' as source, unit_code from staging.sg01 where period = getvariable('period') and carried_from is not null and counted
     union all
-    select 'staging.sg02', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null
+    select 'staging.sg02', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null and counted
     union all
-    select 'intermediate.talent_assignments', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null
+    select 'intermediate.talent_assignments', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null and counted
     union all
-    select 'staging.sg03', unit_code from staging.sg03 where period = getvariable('period') and carried_from is not null
+    select 'staging.sg03', unit_code from staging.sg03 where period = getvariable('period') and carried_from is not null and counted
     union all
-    select 'staging.sg04', unit_code from staging.sg04 where period = getvariable('period') and carried_from is not null
+    select 'staging.sg04', unit_code from staging.sg04 where period = getvariable('period') and carried_from is not null and counted
     union all
-    select 'staging.sg05', unit_code from staging.sg05 where period = getvariable('period') and carried_from is not null
+    select 'staging.sg05', unit_code from staging.sg05 where period = getvariable('period') and carried_from is not null and counted
     union all
-    select 'staging.sg06', unit_code from staging.sg06 where period = getvariable('period') and carried_from is not null
+    select 'staging.sg06', unit_code from staging.sg06 where period = getvariable('period') and carried_from is not null and counted
 ),
 
 indicator_sources as (
