@@ -1,4 +1,5 @@
-"""The monthly roll-up flow: discover → read → validate → load → roll up → compute → publish."""
+"""The monthly roll-up flow: discover → read → identify senders → validate → load, carry forward,
+roll up and compute → publish → feedback for senders and the validation site."""
 from __future__ import annotations
 
 import datetime as dt
@@ -73,6 +74,18 @@ def read_files(files: list[Path], inbox: Path, period: str, db: Path
             rows.setdefault(form_id, []).extend(form_rows)
     log.info("%s: %d files read, %d unchanged since the last run taken from it", period, len(files) - reused, reused)
     return records, rows, reused
+
+
+@task(cache_policy=NONE)
+def identify_senders(records: list[read.FileRecord], rows: dict[str, list[dict]], tree: Tree) -> dict:
+    """Who sent each file and sheet; returns what validation needs to know of each sheet."""
+    senders = file_senders(records, rows, tree)
+    for r in records:
+        r.sender_code = senders.get(r.path)
+        for sh in r.sheets:
+            sh.sender_code = tree.resolve(sh.sender)
+    return {(sh.path, sh.sheet): {"headers": sh.headers, "sender": sh.sender, "sender_code": sh.sender_code}
+            for r in records for sh in r.sheets if sh.form}
 
 
 @task(cache_policy=NONE)
@@ -162,13 +175,7 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
     with publish.run_lock(db_path):
         files = discover_files(inbox_path, period)
         records, rows, reused = read_files(files, inbox_path, period, db_path)
-        senders = file_senders(records, rows, tree)
-        for r in records:
-            r.sender_code = senders.get(r.path)
-            for sh in r.sheets:
-                sh.sender_code = tree.resolve(sh.sender)
-        sheets = {(sh.path, sh.sheet): {"headers": sh.headers, "sender": sh.sender, "sender_code": sh.sender_code}
-                  for r in records for sh in r.sheets if sh.form}
+        sheets = identify_senders(records, rows, tree)
         staged, results = {}, []
         for form_id in sorted(load_forms(SCHEMAS)):
             form, checked, failures, result = validate_form(form_id, rows.get(form_id, []), tree, sheets)
