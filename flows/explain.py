@@ -3,30 +3,13 @@ denominator for one unit and month. Reads the published warehouse read-only; sho
 row is in the sender's file, never who the person is."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import duckdb
 
-from .config import SQL
 from .errors import ConfigError
+from .load import fact_sources, made_of
 from .report import LEVEL_ZH, STATUS_ZH, fmt
-
-# Figures computed in unit_rollup from others: explained by the figures they are made of.
-DERIVED = {
-    "stations_and_rooms": ("townships_with_station", "village_rooms"),
-    "child_workers": ("child_directors_known", "child_supervisors_known"),
-    "child_workers_trained": ("child_directors_trained", "child_supervisors_trained"),
-    "exam_candidates": ("own_exam_candidates",),
-    "exam_passes": ("own_exam_passes",),
-    "population": ("sg01_registered_population",),
-}
-
-
-def sources() -> dict[str, str]:
-    meta = tomllib.loads((SQL / "intermediate" / "unit_facts.toml").read_text(encoding="utf-8"))
-    return meta.get("sources", {})
-
 
 def explain(db: Path, indicator: str, unit: str, period: str, limit: int | None = None) -> str:
     if not db.exists():
@@ -70,7 +53,7 @@ def _explain(con, indicator: str, unit: str, period: str, limit: int | None) -> 
 
 
 def _figure(con, role: str, figure: str, unit: str, period: str, limit: int | None, files: dict) -> list[str]:
-    parts = DERIVED.get(figure, (figure,))
+    parts = made_of().get(figure, [figure])
     facts = {r[0] for r in con.execute("select column_name from information_schema.columns where table_schema = "
                                        "'intermediate' and table_name = 'unit_facts'").fetchall()}
     out = ["", f"{role}：{figure}"]
@@ -97,7 +80,7 @@ def _figure(con, role: str, figure: str, unit: str, period: str, limit: int | No
             out.append(f"    {code}  {name}（{LEVEL_ZH[level]}）  {fmt(float(amount), None)}")
         if limit is not None and len(rows) > limit:
             out.append(f"    …… 另有 {len(rows) - limit} 个单位（--limit 调整）")
-        source = sources().get(part)
+        source = fact_sources().get(part)
         if source == "registry":
             out.append("    来源：区划登记册（data/registry/units.csv），每个单位计 1，无论是否报送")
         elif source:

@@ -259,6 +259,25 @@ def _insert(con, table: str, frame: pl.DataFrame) -> None:
         con.unregister("incoming")
 
 
+def made_of() -> dict[str, list[str]]:
+    """Figures unit_rollup combines from unit_facts columns (sql/intermediate/unit_rollup.toml)."""
+    return tomllib.loads((SQL / "intermediate" / "unit_rollup.toml").read_text(encoding="utf-8")).get("made_of", {})
+
+
+def fact_sources() -> dict[str, str]:
+    """unit_facts column -> the table whose counted rows make it up (sql/intermediate/unit_facts.toml)."""
+    return tomllib.loads((SQL / "intermediate" / "unit_facts.toml").read_text(encoding="utf-8")).get("sources", {})
+
+
+def figure_sources() -> list[tuple[str, str]]:
+    """(figure, table whose rows make it up) for every figure, combined ones by their parts."""
+    direct = fact_sources()
+    out = list(direct.items())
+    for figure, parts in made_of().items():
+        out += sorted({(figure, direct[p]) for p in parts if p in direct})
+    return out
+
+
 def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, indicators: pl.DataFrame,
                    forms: dict[str, Form]) -> None:
     """The registry, reference population, indicator definitions and forms, replaced on every run."""
@@ -268,8 +287,7 @@ def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, indicator
                              schema={"form": pl.String, "table_name": pl.String, "name": pl.String,
                                      "unit_levels": pl.List(pl.String), "senders": pl.List(pl.String),
                                      "expected": pl.String})
-    meta = tomllib.loads((SQL / "intermediate" / "unit_facts.toml").read_text(encoding="utf-8"))
-    sources = pl.DataFrame([{"figure": k, "source": v} for k, v in meta.get("sources", {}).items()],
+    sources = pl.DataFrame([{"figure": figure, "source": source} for figure, source in figure_sources()],
                            schema={"figure": pl.String, "source": pl.String})
     for name, frame in (("units", units), ("population", population), ("indicators", indicators),
                         ("forms", form_rows), ("figure_sources", sources)):

@@ -114,6 +114,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "),
                      deadline_utc(period, settings).isoformat(sep=" "))
         rollup.month_on_month(con, period, run_id, forms["SG-01"])
+        rollup.roster_conflicts(con, period, run_id, forms["SG-02"])
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
         con.execute("insert into ingest.runs (run_id, period, flow_run_id, started_at, finished_at, inbox, files, "

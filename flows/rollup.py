@@ -6,6 +6,7 @@ A sibling `.toml` holds the table's and columns' comments for analysts.
 """
 from __future__ import annotations
 
+import json
 import tomllib
 
 import duckdb
@@ -66,18 +67,39 @@ def _comment(con, step: str, table: str) -> None:
 
 def month_on_month(con: duckdb.DuckDBPyConnection, period: str, run_id: str, form) -> int:
     """Warnings for figures that doubled or halved since last month; returns how many."""
-    query = (SQL / "checks" / "month_on_month.sql").read_text(encoding="utf-8")
-    rows = con.execute(query).fetchall()
     names = {f.name: f.header for f in form.fields}
-    for form_id, path, sheet, excel_row, unit_code, field, now, before in rows:
+    warnings = []
+    for form_id, path, sheet, excel_row, unit_code, field, now, before in con.execute(_check("month_on_month")).fetchall():
         if field == "talents":
             header, what = "", f"本单位本月台账在册人才 {now:g} 人，上月 {before:g} 人"
         else:
             header, what = names[field], f"「{names[field]}」本月为 {now:g}，上月为 {before:g}"
-        detail = f"{what}，变化超过一倍；如填报无误可忽略此提示，否则请更正后重新报送"
-        message = f"文件「{path}」工作表「{sheet}」第 {excel_row} 行：{detail}"
+        warnings.append((form_id, path, sheet, excel_row, field, header, f"{now:g}", "month_on_month",
+                         f"{what}，变化超过一倍；如填报无误可忽略此提示，否则请更正后重新报送"))
+    return _warn(con, period, run_id, warnings)
+
+
+def roster_conflicts(con: duckdb.DuckDBPyConnection, period: str, run_id: str, form) -> int:
+    """A warning on each roster row of a person listed by several units; returns how many."""
+    headers = {(p, s): json.loads(h or "{}") for p, s, h in con.execute(
+        "select path, sheet, headers from ingest.sheets where period = ?", [period]).fetchall()}
+    default = form.field("id_number").header
+    warnings = [(form.id, path, sheet, excel_row, "id_number", headers.get((path, sheet), {}).get("id_number", default),
+                 "（已隐去）", "roster_conflict",
+                 f"此人本月同时列在{others}的台账中；按计数规则只计一次，计入「{counted_at}」。如已调离，请从相应台账中删除")
+                for path, sheet, excel_row, others, counted_at in con.execute(_check("roster_conflicts")).fetchall()]
+    return _warn(con, period, run_id, warnings)
+
+
+def _check(name: str) -> str:
+    return (SQL / "checks" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _warn(con, period: str, run_id: str, warnings: list[tuple]) -> int:
+    """Warnings into ingest.failures: (form, path, sheet, row, field, header, value, rule, detail)."""
+    for form_id, path, sheet, excel_row, field, header, value, rule, detail in warnings:
         con.execute("insert into ingest.failures (period, form, path, sheet, excel_row, field, column_header, value, "
-                    "rule, severity, message_zh, detail_zh, run_id) values (?, ?, ?, ?, ?, ?, ?, ?, 'month_on_month', "
-                    "'warning', ?, ?, ?)",
-                    [period, form_id, path, sheet, excel_row, field, header, f"{now:g}", message, detail, run_id])
-    return len(rows)
+                    "rule, severity, message_zh, detail_zh, run_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'warning', ?, ?, ?)",
+                    [period, form_id, path, sheet, excel_row, field, header, value, rule,
+                     f"文件「{path}」工作表「{sheet}」第 {excel_row} 行：{detail}", detail, run_id])
+    return len(warnings)

@@ -227,36 +227,9 @@ def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str]
         else pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
     bad = set(fail.filter(pl.col("severity") == "error")["_row_id"].to_list())
     frame = frame.with_columns(accepted=~pl.col("_row_id").is_in(list(bad)))
-    if form.roster:
-        conflicts = roster_conflicts(form, frame, tree, headers)
-        if conflicts.height:
-            fail = pl.concat([fail, conflicts])
     if failures:
         log.info("%s: %d of %d rows rejected, %d failures", form.id, len(bad), frame.height, len(failures))
     return frame, fail.drop("_row_id"), result
-
-
-def roster_conflicts(form: Form, frame: pl.DataFrame, tree, headers) -> pl.DataFrame:
-    """A person on two units' rosters in one month: counted once (rule 1), listed as a warning
-    on each of the rows, naming the other units (never the person)."""
-    live = frame.filter(pl.col("accepted") & pl.col("id_number").is_not_null() & pl.col("unit_code").is_not_null())
-    units = live.group_by("id_number").agg(pl.col("unit_code").unique().sort().alias("units"))
-    units = units.filter(pl.col("units").list.len() > 1)
-    if units.height == 0:
-        return pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
-    rows = live.join(units, on="id_number")
-    out = []
-    for r in rows.iter_rows(named=True):
-        # Where counting rule 1 puts the person: the most local unit, then the smallest code.
-        rank = {"village": 4, "township": 3, "county": 2, "city": 1}
-        counted = min(r["units"], key=lambda c: (-rank.get(tree.level.get(c), 0), c))
-        others = "、".join(f"{tree.name.get(c, c)}（{c}）" for c in r["units"] if c != r["unit_code"])
-        header = headers.get((r["_file"], r["_sheet"]), {}).get("id_number", form.field("id_number").header)
-        body = (f"此人本月同时列在{others}的台账中；按计数规则只计一次，计入「{tree.name.get(counted, counted)}」。"
-                f"如已调离，请从相应台账中删除")
-        out.append((form.id, r["_file"], r["_sheet"], r["_row"], "id_number", header, "（已隐去）", "roster_conflict",
-                    "warning", f"文件「{r['_file']}」工作表「{r['_sheet']}」第 {r['_row']} 行：{body}", body, r["_row_id"]))
-    return pl.DataFrame(out, schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32}, orient="row")
 
 
 def _same_name(sent: str, registered: str) -> bool:

@@ -36,18 +36,7 @@ indicator_sources as (
     select distinct i.id as indicator_id, s.source
     from ref.indicators as i
     join ref.figure_sources as s
-      on s.figure in (i.numerator, i.denominator, i.meeting,
-                      -- figures combined in unit_rollup, by what they are made of
-                      case i.numerator when 'population' then 'sg01_registered_population'
-                                       when 'stations_and_rooms' then 'townships_with_station' end,
-                      case i.numerator when 'stations_and_rooms' then 'village_rooms'
-                                       when 'child_workers_trained' then 'child_directors_trained' end,
-                      case i.numerator when 'child_workers_trained' then 'child_supervisors_trained'
-                                       when 'exam_passes' then 'own_exam_passes' end,
-                      case i.denominator when 'population' then 'sg01_registered_population'
-                                         when 'child_workers' then 'child_directors_known'
-                                         when 'exam_candidates' then 'own_exam_candidates' end,
-                      case i.denominator when 'child_workers' then 'child_supervisors_known' end)
+      on s.figure in (i.numerator, i.denominator, i.meeting)
 ),
 
 carried as (
