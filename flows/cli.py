@@ -22,16 +22,16 @@ log = logging.getLogger("shegong")
 
 
 def _months(start: str, end: str) -> list[str]:
-    y, m = map(int, start.split("-"))
-    out = []
-    while f"{y:04d}-{m:02d}" <= end:
-        out.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    from .config import add_months
+    out = [start]
+    while out[-1] < end:
+        out.append(add_months(out[-1], 1))
     return out
 
 
 def cmd_run(args) -> int:
-    from .monthly import check_period, monthly_rollup
+    from .config import check_period
+    from .monthly import monthly_rollup
     from .report import completeness_table, indicator_table
     if args.period:
         months = [check_period(args.period)]

@@ -1,6 +1,7 @@
 """Where things are: the project's own files, and the city's data named in data/settings.toml."""
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,20 @@ SQL = PROJECT / "sql"
 DATA = PROJECT / "data"
 DEFAULT_INBOX = Path("data/inbox")
 DEFAULT_DB = Path("data/warehouse.duckdb")
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def check_period(period: str) -> str:
+    if not _PERIOD.match(period or ""):
+        raise ConfigError(f"period {period!r} is not a month; write it as YYYY-MM, e.g. 2025-06")
+    return period
+
+
+def add_months(period: str, n: int) -> str:
+    """The month n months after (n < 0: before) a YYYY-MM month."""
+    y, m = map(int, period.split("-"))
+    y, m = divmod(y * 12 + m - 1 + n, 12)
+    return f"{y:04d}-{m + 1:02d}"
 
 
 @dataclass(frozen=True)
@@ -59,8 +74,7 @@ def deadline_utc(period: str, settings: Settings):
     """The end of the deadline day of the month after `period`, local time, as naive UTC."""
     import datetime as dt
     from zoneinfo import ZoneInfo
-    y, m = map(int, period.split("-"))
-    y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    y, m = map(int, add_months(period, 1).split("-"))
     local = dt.datetime(y, m, settings.deadline_day, tzinfo=ZoneInfo(settings.timezone)) + dt.timedelta(days=1)
     return local.astimezone(dt.UTC).replace(tzinfo=None)
 
@@ -70,5 +84,4 @@ def previous_month(settings: Settings, now=None) -> str:
     import datetime as dt
     from zoneinfo import ZoneInfo
     local = (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(settings.timezone))
-    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
-    return f"{y:04d}-{m:02d}"
+    return add_months(f"{local.year:04d}-{local.month:02d}", -1)

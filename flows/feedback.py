@@ -17,11 +17,11 @@ from pathlib import Path
 import duckdb
 import xlsxwriter
 
+from .config import check_period
 from .errors import ConfigError
 
 UNKNOWN_CODE = "000000000000"
 UNKNOWN_NAME = "未识别报送单位"
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 # Not allowed in file names on Windows (where senders open them), plus control characters.
 _UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 
@@ -66,9 +66,7 @@ class Problem:
 def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
     """Write out_dir/<period>/<code>-<name>.xlsx for each sender with problems in the month, from the
     published warehouse (opened read-only); replace that month's earlier feedback files; return the paths."""
-    m = PERIOD.match(period or "")
-    if not m:
-        raise ConfigError(f"period {period!r} is not a month; write it as YYYY-MM, e.g. 2025-06")
+    check_period(period)
     db = Path(db)
     if not db.exists():
         raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
@@ -96,7 +94,7 @@ def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
     if not by_sender:
         return []
     month_dir.mkdir(parents=True, exist_ok=True)
-    year, month = int(m.group(1)), int(m.group(2))
+    year, month = map(int, period.split("-"))
     written = []
     for code in sorted(by_sender):
         name = UNKNOWN_NAME if code == UNKNOWN_CODE else names.get(code, UNKNOWN_NAME)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import re
 import uuid
 from pathlib import Path
 
@@ -17,21 +16,11 @@ from prefect.context import get_run_context
 from . import datadocs, feedback, load, pii, publish, read, rollup, validate
 from .registry import Tree
 from .senders import file_senders
-from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, deadline_utc, load_settings, previous_month
-from .errors import ConfigError
+from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month
 from .registry import load_indicators, load_population, load_units
 from .schemas import load_forms
 
 log = logging.getLogger("shegong")
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-
-def check_period(period: str) -> str:
-    if not PERIOD.match(period or ""):
-        raise ConfigError(f"period {period!r} is not a month; write it as YYYY-MM, e.g. 2025-06")
-    return period
-
-
 # Tasks take and return frames in memory: no caching or result persistence, which would hash
 # or write the month's rows (and their person keys) elsewhere.
 @task(cache_policy=NONE)

@@ -17,7 +17,7 @@ from pathlib import Path
 import xlsxwriter
 from xlsxwriter.utility import xl_range_abs
 
-from .config import SCHEMAS, load_settings
+from .config import SCHEMAS, add_months, check_period, load_settings
 from .errors import ConfigError
 from .registry import LEVELS, Tree, load_units
 from .schemas import Field, Form, load_forms
@@ -31,7 +31,6 @@ LIST_LIMIT = 255  # Excel's limit on an inline dropdown list, commas included
 INSTRUCTIONS = "填表说明"
 LISTS_SHEET = "下拉选项"
 HEAD = 3  # title, 表号 row, header: data starts on Excel row 4
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
 
@@ -64,12 +63,6 @@ def _forms_of(tree: Tree, sender: str, forms: dict[str, Form]) -> list[Form]:
 
 # --- last month's values ---------------------------------------------------------------------------
 
-def _previous_period(period: str) -> str:
-    y, m = map(int, period.split("-"))
-    y, m = (y - 1, 12) if m == 1 else (y, m - 1)
-    return f"{y:04d}-{m:02d}"
-
-
 def _previous(db: Path | None, forms: dict[str, Form], period: str) -> dict[str, list[dict]]:
     """Last month's counted rows per form id (personal fields never stored, so never read)."""
     if db is None or not Path(db).is_file():
@@ -79,7 +72,7 @@ def _previous(db: Path | None, forms: dict[str, Form], period: str) -> dict[str,
         con = duckdb.connect(str(db), read_only=True)
     except duckdb.Error as exc:
         raise ConfigError(f"cannot open {db} read-only for last month's values: {exc}") from exc
-    prev = _previous_period(period)
+    prev = add_months(period, -1)
     out: dict[str, list[dict]] = {}
     try:
         columns: dict[tuple[str, str], set[str]] = {}
@@ -392,7 +385,7 @@ def _write_instructions(book: _Book, tree: Tree, sender: str, plans: list[_Plan]
     for c, w in enumerate(widths):
         ws.set_column(c, c, w)
     y, m = map(int, period.split("-"))
-    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+    ny, nm = map(int, add_months(period, 1).split("-"))
     city = tree.name.get(tree.city, "")
     row = 0
 
@@ -459,12 +452,6 @@ def _write_instructions(book: _Book, tree: Tree, sender: str, plans: list[_Plan]
 
 
 # --- the workbooks ----------------------------------------------------------------------------------
-
-def check_period(period: str) -> str:
-    if not _PERIOD.match(period or ""):
-        raise ConfigError(f"period {period!r} is not a month; write it as YYYY-MM, e.g. 2025-06")
-    return period
-
 
 def file_name(code: str, name: str) -> str:
     return f"{code}-{_UNSAFE.sub('_', name)}.xlsx"
