@@ -48,6 +48,7 @@ def cmd_run(args) -> int:
         print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
               f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
               + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
+    print(f"月报：{'，'.join(s['reports'].values())}")
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
         print()
@@ -77,11 +78,31 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """The month's report again, from the published warehouse, without a run."""
+    from .webpage import write_page
+    from .workbook import report_dir, write_workbook
+    out = Path(args.out) if args.out else report_dir(Path(args.db), args.period)
+    print(f"月报：{write_workbook(Path(args.db), args.period, out)}，{write_page(Path(args.db), args.period, out)}")
+    return 0
+
+
 def cmd_sample(args) -> int:
     from .config import load_settings
-    from .sample import generate_sample
-    s = load_settings()
+    from .sample import generate_province, generate_sample
     inbox = Path(args.inbox)
+    if args.scale == "province":
+        # Its own folder by default: the province's registry and settings are written beside its month.
+        inbox = Path("data/province") if args.inbox == DEFAULT_INBOX else inbox
+        period = args.period or "2025-06"
+        out = generate_province(inbox, period, seed=args.seed)
+        u = out["units"]
+        print(f"样例省数据已写入 {inbox}：{period} 月文件 {out['files_written']} 个（县 {u['county']:,}、"
+              f"乡镇街道 {u['township']:,}、村社区 {u['village']:,}），登记册与设置：{out['settings']}")
+        print(f"运行：SHEGONG_SETTINGS={out['settings']} {sys.argv[0]} run --period {period} --inbox {inbox} "
+              f"--db {inbox / 'warehouse.duckdb'}")
+        return 0
+    s = load_settings()
     generate_sample(inbox, s.units_csv, s.population_csv, seed=args.seed, start=args.start, end=args.end)
     # `make demo` regenerates a sample that was interrupted half-way: the marker comes last.
     (inbox / ".sample-complete").write_text(f"{args.start} {args.end} {args.seed}\n")
@@ -122,8 +143,11 @@ def cmd_keygen(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shegong", description="Monthly roll-up of social-work workforce reports")
     sub = p.add_subparsers(dest="command", required=True)
+    # Another region's settings.toml (its registry, plan and options): the generated province, say.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--settings", type=Path, help="settings file (default $SHEGONG_SETTINGS or data/settings.toml)")
 
-    r = sub.add_parser("run", help="roll up a month (or a range of months) and publish the warehouse")
+    r = sub.add_parser("run", parents=[common], help="roll up a month (or a range of months) and publish the warehouse")
     r.add_argument("--period", help="month, YYYY-MM (default: last month)")
     r.add_argument("--from", dest="start", help="first month of a range, YYYY-MM")
     r.add_argument("--to", dest="end", help="last month of a range, YYYY-MM")
@@ -137,11 +161,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--db", type=Path, default=DEFAULT_DB)
     s.set_defaults(func=cmd_show)
 
-    g = sub.add_parser("sample", help="write the sample inbox for the real tree")
+    m = sub.add_parser("report", help="write a month's report (xlsx and HTML) again from the published warehouse")
+    m.add_argument("--period", required=True, help="YYYY-MM")
+    m.add_argument("--db", type=Path, default=DEFAULT_DB)
+    m.add_argument("--out", type=Path, help="folder (default: reports/<period>/ beside the warehouse)")
+    m.set_defaults(func=cmd_report)
+
+    g = sub.add_parser("sample", parents=[common], help="write the sample inbox for the real tree")
     g.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
     g.add_argument("--seed", type=int, default=20221017)
     g.add_argument("--from", dest="start", default="2022-08")
     g.add_argument("--to", dest="end", default="2025-12")
+    g.add_argument("--scale", choices=("city", "province"), default="city",
+                   help="city: the real tree, every month from --from to --to; province: a generated tree of "
+                        "Sichuan's size (183 counties, 3,100 townships, 30,000 villages), one month (--period), "
+                        "with its registry and settings.toml written into --inbox (default data/province)")
+    g.add_argument("--period", help="the month of a province sample, YYYY-MM (default 2025-06)")
     g.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("explain", help="the units, rows and files behind an indicator's value")
@@ -152,7 +187,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--db", type=Path, default=DEFAULT_DB)
     e.set_defaults(func=cmd_explain)
 
-    v = sub.add_parser("serve", help="run the monthly schedule against a Prefect server (PREFECT_API_URL)")
+    v = sub.add_parser("serve", parents=[common], help="run the monthly schedule against a Prefect server (PREFECT_API_URL)")
     v.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
     v.add_argument("--db", type=Path, default=DEFAULT_DB)
     v.set_defaults(func=cmd_serve)
@@ -178,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(os.environ.get("SHEGONG_LOG_LEVEL", "WARNING"))
     log.propagate = False
+    if getattr(args, "settings", None):
+        # Through the environment, so that the flow's tasks (and Dask workers) see it too.
+        os.environ["SHEGONG_SETTINGS"] = str(args.settings.resolve())
     try:
         return args.func(args)
     except ShegongError as exc:

@@ -1,6 +1,7 @@
 """Where things are: the project's own files, and the city's data named in data/settings.toml."""
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -42,10 +43,23 @@ class Settings:
     schedule_day: int = 6
     schedule_hour: int = 2
     schedule_minute: int = 0
+    storage_version: str = "v1.1.0"
+    task_runner: str = "local"
 
 
-def load_settings(data_dir: Path = DATA) -> Settings:
-    path = data_dir / "settings.toml"
+TASK_RUNNERS = ("local", "dask")
+
+
+def settings_file() -> Path:
+    """data/settings.toml, unless SHEGONG_SETTINGS names another (another region's registry, e.g.
+    the generated province of `shegong sample --scale province`)."""
+    other = os.environ.get("SHEGONG_SETTINGS")
+    return Path(other) if other else DATA / "settings.toml"
+
+
+def load_settings(data_dir: Path | None = None) -> Settings:
+    path = data_dir / "settings.toml" if data_dir is not None else settings_file()
+    data_dir = path.parent
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -61,7 +75,13 @@ def load_settings(data_dir: Path = DATA) -> Settings:
                  carry_forward_months=int(raw.get("reporting", {}).get("carry_forward_months", 3)),
                  schedule_day=int(raw.get("schedule", {}).get("day", 6)),
                  schedule_hour=int(raw.get("schedule", {}).get("hour", 2)),
-                 schedule_minute=int(raw.get("schedule", {}).get("minute", 0)))
+                 schedule_minute=int(raw.get("schedule", {}).get("minute", 0)),
+                 storage_version=raw.get("warehouse", {}).get("storage_version", "v1.1.0"),
+                 task_runner=os.environ.get("SHEGONG_TASK_RUNNER") or raw.get("run", {}).get("task_runner", "local"))
+    if s.task_runner not in TASK_RUNNERS:
+        raise ConfigError(f"{path}: run.task_runner is {s.task_runner!r}; use one of {', '.join(TASK_RUNNERS)}")
+    if not re.fullmatch(r"v\d+\.\d+\.\d+", s.storage_version):
+        raise ConfigError(f"{path}: warehouse.storage_version must look like v1.0.0, found {s.storage_version!r}")
     if not 1 <= s.deadline_day <= 28:
         raise ConfigError(f"{path}: reporting.deadline_day must be a day from 1 to 28")
     for p in (s.units_csv, s.population_csv, s.indicators_toml):

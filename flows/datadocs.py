@@ -112,13 +112,34 @@ def publish_results(results: list, site_dir: Path, run_name: str) -> Path:
     if not run_name or not run_name.strip() or run_name.strip(".") == "" or any(c in run_name for c in "/\\"):
         # The run name becomes a folder name of the store and the site.
         raise ValueError(f"run name {run_name!r} cannot name a folder; use e.g. '2024-03 <run id>'")
+    site_dir = Path(site_dir).resolve()
+    # The pages show failing values and unit names: for the owner only, like the warehouse and
+    # the reports. GX creates files with the process's umask, so it is narrowed while it writes.
+    old_umask = os.umask(0o077)
+    try:
+        return _publish(results, site_dir, run_name)
+    finally:
+        os.umask(old_umask)
+        _owner_only(site_dir)
+
+
+def _owner_only(folder: Path) -> None:
+    """Files 0600 and folders 0700 under `folder`, including those of runs before this rule."""
+    if not folder.is_dir():
+        return
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def _publish(results: list, site_dir: Path, run_name: str) -> Path:
     _gx()
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier, ValidationResultIdentifier)
 
-    site_dir = Path(site_dir).resolve()
     context = _docs_context(site_dir)
     run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.timezone.utc))
     keys, suites, taken = [], {}, set()

@@ -1,4 +1,17 @@
 """Named exceptions. Messages say what went wrong and what to do next."""
+from __future__ import annotations
+
+import re
+
+# C0 and C1 control characters, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str | None) -> str:
+    """Text from a sender (a file or sheet name) as it may appear in a log line or a message:
+    control characters escaped, so that a name cannot colour a terminal or start a new log line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text or "")
 
 
 class ShegongError(Exception):
@@ -17,6 +30,10 @@ class RunLockedError(ShegongError):
     """Another run holds the warehouse."""
 
 
+class StorageError(ShegongError):
+    """The warehouse folder cannot take a run: full, read-only, or not writable by this user."""
+
+
 class FileRejected(Exception):
     """A whole file or sheet cannot be read; recorded with its reason and the run goes on.
 
@@ -27,3 +44,4 @@ class FileRejected(Exception):
         super().__init__(en)
         self.zh = zh
         self.en = en
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import duckdb
 import xlsxwriter
 
 from .config import check_period
-from .errors import ConfigError
+from .errors import ConfigError, printable
 
 UNKNOWN_CODE = "000000000000"
 UNKNOWN_NAME = "未识别报送单位"
@@ -93,15 +94,26 @@ def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
         by_sender.setdefault(p.sender, []).append(p)
     if not by_sender:
         return []
-    month_dir.mkdir(parents=True, exist_ok=True)
+    # Owner-only, like the warehouse: the lists quote what senders typed, row by row.
+    for d in (Path(out_dir), month_dir):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
     year, month = map(int, period.split("-"))
     written = []
     for code in sorted(by_sender):
         name = UNKNOWN_NAME if code == UNKNOWN_CODE else names.get(code, UNKNOWN_NAME)
         path = month_dir / f"{safe_file_name(f'{code}-{name}')}.xlsx"
-        path.write_bytes(_workbook(code, name, year, month, sorted(by_sender[code], key=Problem.sort_key)))
+        _write_private(path, _workbook(code, name, year, month, sorted(by_sender[code], key=Problem.sort_key)))
         written.append(path)
     return written
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
 
 
 def safe_file_name(stem: str) -> str:
@@ -183,7 +195,9 @@ def _workbook(code: str, name: str, year: int, month: int, problems: list[Proble
     widths = [_width(h) for h in HEADER]
     for i, p in enumerate(problems):
         r = FIRST_DATA_ROW + i
-        cells = [p.path, p.sheet, None, p.column, p.value, p.text, SEVERITY_ZH.get(p.severity, "警告")]
+        # File and sheet names are the sender's: a control character in one is shown, not obeyed.
+        cells = [printable(p.path), printable(p.sheet) if p.sheet else None, None, p.column, p.value, p.text,
+                 SEVERITY_ZH.get(p.severity, "警告")]
         for c, v in enumerate(cells):
             if c == 2:
                 continue

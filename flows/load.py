@@ -27,8 +27,10 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(path))
+def connect(path: Path, storage_version: str = "v1.1.0") -> duckdb.DuckDBPyConnection:
+    # The storage format applies when the file is created (a first run); publish.prepare keeps
+    # or converts an existing file to the same format.
+    return duckdb.connect(str(path), config={"storage_compatibility_version": storage_version})
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> None:
@@ -53,8 +55,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
         con.execute(f"create table if not exists {read_cache_table(form)} as "
                     f"select ''::varchar as period, * from empty_frame limit 0")
         con.unregister("empty_frame")
-        con.execute(f"comment on table {read_cache_table(form)} is "
-                    f"{literal(f'{form.id} rows as last read, with reading flags, so a rerun parses only new or changed files | 读取缓存')}")
+        _comment_read_cache(con, form)
 
 
 def _comment_staging(con, form: Form) -> None:
@@ -81,6 +82,37 @@ def _comment_staging(con, form: Form) -> None:
     cols = {r[0] for r in con.execute(
         "select column_name from information_schema.columns where table_schema = 'staging' and table_name = ?",
         [form.table]).fetchall()}
+    for col, text in comments.items():
+        if col in cols:
+            con.execute(f'comment on column {t}."{col}" is {literal(text)}')
+
+
+def _comment_read_cache(con, form: Form) -> None:
+    t = read_cache_table(form)
+    con.execute(f"comment on table {t} is {literal(f'{form.id} rows as last read, with reading flags, so that a rerun parses only new or changed files | {form.id} 读取缓存')}")
+    comments = {
+        "period": "Month, YYYY-MM | 报送月份",
+        "_file": "File path below <inbox>/<period>/ | 来源文件",
+        "_sheet": "Sheet name | 工作表",
+        "_row": "Row number as the sender sees it in Excel | Excel 行号",
+        "_received_at": "Modification time of the file when read, UTC | 收到时间（UTC）",
+        "sex_from_id": "Sex derived from the ID number before hashing | 由身份证号得出的性别",
+        "birth_year": "Birth year derived from the ID number before hashing | 由身份证号得出的出生年份",
+    }
+    for f in form.fields:
+        if f.type == "id_number":
+            comments[f.name] = f"Keyed hash (HMAC-SHA256) of the ID number, never the number | {f.header}（加密哈希）"
+            comments[f"{f.name}__valid"] = "The ID number's check digit and date are valid (GB 11643) | 身份证号校验是否通过"
+        elif f.personal:
+            comments[f.name] = f"Only whether the cell was filled (已填); the value is never kept | {f.header}（仅记是否填写）"
+        else:
+            comments[f.name] = f"{f.comment} | {f.header}"
+        if f.type == "credit_code":
+            comments[f"{f.name}__valid"] = "The credit code's check character is valid (GB 32100) | 统一社会信用代码校验是否通过"
+        comments[f"{f.name}__ok"] = f"The cell converted to the field's type | {f.header}是否可识别"
+        comments[f"{f.name}__raw"] = (f"The cell's text when it did not convert, for the sender's feedback; "
+                                      f"（已隐去） for personal fields | {f.header}原始内容（无法识别时）")
+    cols = {r[0] for r in con.execute("describe " + t).fetchall()}
     for col, text in comments.items():
         if col in cols:
             con.execute(f'comment on column {t}."{col}" is {literal(text)}')

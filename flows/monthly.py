@@ -5,15 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 import uuid
 from pathlib import Path
 
 import polars as pl
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.utilities.annotations import quote
 
-from . import datadocs, feedback, load, pii, publish, read, rollup, validate
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from . import datadocs, feedback, load, pii, publish, read, report, rollup, validate, webpage, workbook
+from . import faults, readpool
 from .registry import Tree
 from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month
@@ -35,19 +40,17 @@ def discover_files(inbox: Path, period: str) -> list[Path]:
 
 
 @task(cache_policy=NONE)
-def read_files(files: list[Path], inbox: Path, period: str, db: Path
-               ) -> tuple[list[read.FileRecord], dict[str, list[dict]], int]:
-    """Every file read, or recorded with why it could not be; unchanged files since the month's
-    last run are taken from it instead of being parsed again."""
+def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path
+                    ) -> tuple[dict[int, tuple[read.FileRecord, dict[str, list[dict]]]], list[int]]:
+    """Files unchanged (same SHA-256) since the month's last run, taken from it by their index;
+    and the indexes of the files to parse."""
     forms = load_forms(SCHEMAS)
-    key = pii.load_key()  # loaded here so that it never travels as a task parameter
-    cache = load.read_cache(db, period, forms, pii.key_id(key))
-    records, rows, reused = [], {}, 0
+    cache = load.read_cache(db, period, forms, pii.key_id(pii.load_key()))
     root = inbox / period
-    for path in files:
-        rel = path.relative_to(root).as_posix()
-        data = b"" if path.is_symlink() else path.read_bytes()  # links are judged by read_file
-        hit = cache.get(rel)
+    hits, todo = {}, []
+    for i, path in enumerate(files):
+        hit = cache.get(path.relative_to(root).as_posix())
+        data = b"" if not hit or path.is_symlink() else path.read_bytes()
         if hit and data and hit[0].sha256 == hashlib.sha256(data).hexdigest():
             record, by_form = hit
             # Same content: only the modification time may have moved, as a first run would see it.
@@ -55,14 +58,51 @@ def read_files(files: list[Path], inbox: Path, period: str, db: Path
             for form_rows in by_form.values():
                 for r in form_rows:
                     r["_received_at"] = record.received_at
-            reused += 1
+            hits[i] = (record, by_form)
         else:
-            record, by_form = read.read_file(path, root, period, forms, key, data=data or None)
+            todo.append(i)
+    return hits, todo
+
+
+@task(cache_policy=NONE)
+def read_files(paths: list[Path], inbox: Path, period: str) -> list[tuple[read.FileRecord, dict[str, list[dict]]]]:
+    """Every new or changed file read (or recorded with why it could not be), on every core."""
+    parsed = readpool.parse_in_pool(paths, inbox / period, period)
+    if parsed:
+        faults.checkpoint("reading")
+    return parsed
+
+
+@task(cache_policy=NONE)
+def read_batch(paths: list[Path], inbox: Path, period: str) -> list[tuple[read.FileRecord, dict[str, list[dict]]]]:
+    """A share of the files read by one worker of a distributed task runner."""
+    return readpool.parse_files(paths, inbox / period, period)
+
+
+def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: str
+               ) -> tuple[list[read.FileRecord], dict[str, list[dict]], int]:
+    """The month's file records and rows per form, in file order; unchanged files since the
+    month's last run are taken from it instead of being parsed again."""
+    hits, todo = reuse_unchanged(files, inbox, period, db)
+    new = [files[i] for i in todo]
+    if runner == "dask" and new:
+        # A task per batch, spread over the runner's workers (processes, or other machines).
+        size = readpool.TASK_FILES
+        batches = [new[i:i + size] for i in range(0, len(new), size)]
+        futures = read_batch.map(batches, inbox=unmapped(inbox), period=unmapped(period))
+        parsed = [r for f in futures for r in f.result()]
+        faults.checkpoint("reading")
+    else:
+        parsed = read_files(new, inbox, period) if new else []
+    by_index = hits | dict(zip(todo, parsed))
+    records, rows = [], {}
+    for i in range(len(files)):
+        record, by_form = by_index[i]
         records.append(record)
         for form_id, form_rows in by_form.items():
             rows.setdefault(form_id, []).extend(form_rows)
-    log.info("%s: %d files read, %d unchanged since the last run taken from it", period, len(files) - reused, reused)
-    return records, rows, reused
+    log.info("%s: %d files read, %d unchanged since the last run taken from it", period, len(new), len(hits))
+    return records, rows, len(hits)
 
 
 @task(cache_policy=NONE)
@@ -83,6 +123,7 @@ def validate_form(form_id: str, rows: list[dict], tree: Tree, sheets: dict):
     form = load_forms(SCHEMAS)[form_id]
     frame = read.to_frame(form, rows)
     checked, failures, result = validate.validate(form, frame, tree, sheets)
+    faults.checkpoint("validating")
     return form, checked, failures, result
 
 
@@ -92,7 +133,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
     """Load the month into the building warehouse and compute its roll-up and indicators."""
     settings = load_settings()
     forms = load_forms(SCHEMAS)
-    con = load.connect(building)
+    con = load.connect(building, settings.storage_version)
     try:
         con.execute("begin")
         load.ensure_tables(con, forms)
@@ -104,6 +145,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
                      deadline_utc(period, settings).isoformat(sep=" "))
         rollup.month_on_month(con, period, run_id, forms["SG-01"])
         rollup.roster_conflicts(con, period, run_id, forms["SG-02"])
+        faults.checkpoint("rolling_up")
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
         con.execute("insert into ingest.runs (run_id, period, flow_run_id, started_at, finished_at, inbox, files, "
@@ -135,6 +177,24 @@ def feedback_dir(db: Path) -> Path:
 
 
 @task(cache_policy=NONE)
+def write_reports(db: Path, period: str) -> dict[str, str]:
+    """The month's report for the bureau, an xlsx workbook and a self-contained HTML page, in
+    <db dir>/reports/<period>/, from the published warehouse."""
+    out = workbook.report_dir(db, period)
+    return {"工作簿": str(workbook.write_workbook(db, period, out)),
+            "网页": str(webpage.write_page(db, period, out))}
+
+
+def publish_artifacts(db: Path, period: str, files: dict[str, str]) -> None:
+    """A markdown summary and the indicator table on the flow run, for the Prefect UI."""
+    markdown, table = report.summary(db, period, files)
+    create_markdown_artifact(markdown=markdown, key=f"summary-{period}",
+                             description=f"{period} 月报摘要 / monthly summary")
+    create_table_artifact(table=table, key=f"indicators-{period}",
+                          description=f"{period} 市及各县区指标 / indicators of the city and counties")
+
+
+@task(cache_policy=NONE)
 def publish_data_docs(results: list, db: Path, run_name: str) -> Path:
     """The run's Great Expectations results, added to the Data Docs site beside the warehouse."""
     return datadocs.publish_results(results, (db.parent / "validation").resolve(), run_name)
@@ -146,7 +206,25 @@ def _run_name() -> str:
     return f"rollup-{period}"
 
 
-@flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False)
+def task_runner():
+    """The flow's task runner, from run.task_runner in the settings (or SHEGONG_TASK_RUNNER): threads
+    in this process ("local", Prefect's default; reading has its own process pool), or a Dask
+    cluster ("dask": a local one over every core here; DASK_SCHEDULER_ADDRESS names a running one)."""
+    from .errors import ConfigError
+    try:
+        name = load_settings().task_runner
+    except ConfigError:  # the run itself reports it, with the file to fix
+        name = "local"
+    if name != "dask":
+        return None
+    from prefect_dask import DaskTaskRunner
+    if os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return DaskTaskRunner(address=os.environ["DASK_SCHEDULER_ADDRESS"])
+    return DaskTaskRunner(cluster_kwargs={"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})
+
+
+@flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False, task_runner=task_runner())
 def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB)) -> dict:
     """Roll up one month of the inbox into the warehouse and publish it (no period: last month)."""
     period = period or previous_month(load_settings())
@@ -164,21 +242,32 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
 
     with publish.run_lock(db_path):
         files = discover_files(inbox_path, period)
-        records, rows, reused = read_files(files, inbox_path, period, db_path)
-        sheets = identify_senders(records, rows, tree)
+        records, rows, reused = read_month(files, inbox_path, period, db_path, settings.task_runner)
+        # quote(): Prefect would otherwise walk every row and record of the month looking for
+        # futures in the arguments, which at province scale takes longer than the work itself.
+        sheets = identify_senders(quote(records), quote(rows), quote(tree))
         staged, results = {}, []
         for form_id in sorted(load_forms(SCHEMAS)):
-            form, checked, failures, result = validate_form(form_id, rows.get(form_id, []), tree, sheets)
+            form, checked, failures, result = validate_form(form_id, quote(rows.get(form_id, [])), quote(tree),
+                                                            quote(sheets))
             staged[form_id] = (form, checked, failures)
             results.append(result)
-        building = publish.prepare(db_path, run_id)
+        building = publish.prepare(db_path, run_id, settings.storage_version)
         try:
-            load_and_roll_up(building, period, run_id, started, inbox_path, records, staged, flow_run_id, reused)
+            load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
+                             flow_run_id, reused)
             publish_warehouse(building, db_path)
+        except Exception as exc:
+            # A disk that fills up while the month is built: the same clear message as before the run.
+            if (clear := publish.storage_error(db_path, exc)) is None:
+                raise
+            raise clear from exc
         finally:
             publish.discard(building)
         sent = write_feedback(db_path, period)
-        docs = publish_data_docs(results, db_path, f"{period} {run_id}")
+        reports = write_reports(db_path, period)
+        publish_artifacts(db_path, period, reports)
+        docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
     log.info("%s: %d files (%d rejected), %d rows rejected; published %s",
@@ -186,4 +275,4 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
     return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
             "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected,
             "files_reused": reused, "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
-            "data_docs": str(docs)}
+            "data_docs": str(docs), "reports": reports}

@@ -5,6 +5,7 @@ the sender wrote, in the schema's types, and which cells could not be understood
 """
 from __future__ import annotations
 
+import atexit
 import codecs
 import csv
 import datetime as dt
@@ -12,15 +13,25 @@ import hashlib
 import html
 import io
 import logging
+import os
+import pickle
 import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import python_calamine
 
-from .errors import FileRejected
+from .errors import ConfigError, FileRejected, printable
 from .schemas import Field, Form, normalise_header
 from .values import convert, credit_code_valid, id_number_valid, id_sex, is_blank, text_of
 from . import pii
@@ -31,6 +42,16 @@ SPREADSHEET = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
 TEXT = {".csv", ".txt"}
 HEAD_ROWS = 25  # title rows and headers are looked for in the first rows only
 BLANK_RUN_LIMIT = 500  # a sheet ends after this many blank rows, however far its formatting goes
+# What one file may cost, so that a broken or hostile file is refused instead of stopping the month.
+# Generous: a real month's report is far below each.
+MAX_FILE_BYTES = 64 * 1024 * 1024  # on disk
+MAX_ROWS = 250_000  # rows of one sheet
+MAX_COLUMNS = 256  # columns looked at: no form has more than 20, a stray far cell is not data
+MAX_LINE_CHARS = 64 * 1024  # one line of a CSV
+MAX_PARTS = 10_000  # parts of a zip container (.xlsx, .ods)
+MAX_PART_BYTES = 256 * 1024 * 1024  # one part inflated (a sheet's XML: 100,000 roster rows are ~90 MB)
+MAX_INFLATED_BYTES = 512 * 1024 * 1024  # all parts inflated
+ZIPPED = {".xlsx", ".xlsm", ".xlsb", ".ods"}
 # Footers name people and phones: they are never data, never stored, never quoted back.
 _FOOTER = re.compile(r"^(填报人|填表人|制表人|审核人|审核|负责人|单位负责人|联系人|经办人|统计人|联系电话|电话|手机|"
                      r"填报日期|制表日期|注[:：]|说明[:：]|备注[:：])")
@@ -96,6 +117,13 @@ def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
     if ext in (".xlsx", ".xlsm", ".ods") and not data.startswith(_ZIP):
         raise FileRejected(f"文件扩展名是{ext}，但内容不是电子表格；请用 Excel 或 WPS 另存为 .xlsx 后重新报送",
                            f"{ext} file is not a zip container")
+    return _READER.parse(ext, data)
+
+
+def parse_workbook(ext: str, data: bytes) -> list[tuple[str, int, list[list]]]:
+    """The sheets of a workbook, as _sheets_of gives them; runs in the reader process."""
+    if ext in ZIPPED:
+        check_container(data)
     try:
         wb = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
         errors = _xlsx_error_cells(data) if ext in (".xlsx", ".xlsm") else {}
@@ -103,7 +131,7 @@ def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
         for name in wb.sheet_names:
             sheet = wb.get_sheet_by_name(name)
             top, left = sheet.start or (0, 0)
-            rows = _bounded(sheet.iter_rows())
+            rows = _bounded(sheet.iter_rows(), name)
             # Rows start at the sheet's first used cell; pad on the left so that indexes are columns.
             if left:
                 rows = [[""] * left + r for r in rows]
@@ -116,13 +144,74 @@ def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
+    except MemoryError:
+        raise FileRejected(_TOO_BIG_ZH, "spreadsheet reader ran out of memory") from None
     except BaseException as exc:  # noqa: BLE001 - calamine raises several types, and a Rust panic
         # arrives as pyo3's PanicException, a BaseException: a broken file must not stop the month.
         raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
                            f"spreadsheet reader failed: {type(exc).__name__}: {exc}") from None
 
 
-_ERROR_CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*?t="e"[^>]*>(?:<f[^>]*>.*?</f>|<f[^>]*/>)?<v>([^<]*)</v>', re.S)
+_TOO_BIG_ZH = ("文件的表格范围过大或结构异常，读取所需内存超过上限，不予读取；请删除多余的行和列"
+               "（或把数据复制到新文件）后重新报送")
+_BOMB_ZH = ("文件解压后过大（超过 {mb} MB），不是正常的报表，不予读取；请检查文件，删除多余的行、列和图片后"
+            "重新报送")
+# A DOCTYPE or ENTITY declaration, in UTF-8 or UTF-16: Excel, WPS and LibreOffice never write one,
+# and entities that expand into entities are how a few KB of XML become gigabytes.
+_DTD = re.compile(rb"<\x00?!\x00?(?:[Dd]\x00?[Oo]\x00?[Cc]|[Ee]\x00?[Nn]\x00?[Tt])")
+
+
+def check_container(data: bytes) -> None:
+    """Refuse a zip container (.xlsx, .ods) whose parts inflate beyond what any report needs, or
+    whose XML declares a DTD, before the spreadsheet reader inflates and parses it. Sizes are
+    measured by inflating, not taken from the headers, which a crafted file can state falsely."""
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+        parts = z.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
+                           "zip container cannot be opened") from None
+    mb = MAX_INFLATED_BYTES // 1024 // 1024
+    if len(parts) > MAX_PARTS:
+        raise FileRejected(_BOMB_ZH.format(mb=mb), f"zip container has {len(parts)} parts")
+    names = [p.filename for p in parts]
+    if len(set(names)) < len(names):
+        # Two parts of one name: which one a reader takes is up to the reader.
+        raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
+                           "zip container has two parts of the same name")
+    stated = sum(p.file_size for p in parts)
+    big = max(parts, key=lambda p: p.file_size, default=None)
+    if big is not None and (big.file_size > MAX_PART_BYTES or stated > MAX_INFLATED_BYTES):
+        raise FileRejected(_BOMB_ZH.format(mb=mb), f"zip container states {stated} bytes inflated "
+                                                   f"(part {big.filename!r}: {big.file_size} bytes)")
+    inflated = 0
+    for part in parts:
+        name = part.filename.lower()
+        if part.is_dir() or not name.endswith((".xml", ".rels", ".vml", ".bin")):
+            continue  # pictures and the like: the reader never opens them
+        try:
+            with z.open(part) as fh:
+                tail = b""
+                while chunk := fh.read(1 << 20):
+                    inflated += len(chunk)
+                    if inflated > MAX_INFLATED_BYTES:
+                        raise FileRejected(_BOMB_ZH.format(mb=mb), f"zip container inflates beyond {mb} MB")
+                    if not name.endswith(".bin") and _DTD.search(tail + chunk):
+                        raise FileRejected(
+                            "文件内含有 XML 文档类型定义（DOCTYPE/ENTITY），正常的 Excel、WPS 文件不会包含，"
+                            "可能是被恶意构造的文件，不予读取；请用 Excel 或 WPS 另存为 .xlsx 后重新报送",
+                            f"XML part {part.filename!r} declares a DOCTYPE or ENTITY (entity expansion)")
+                    tail = chunk[-16:]
+        except FileRejected:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+            # A bad CRC is also how a part longer than its header says shows itself.
+            raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
+                               f"zip part {part.filename!r} cannot be inflated: {exc}") from None
+
+
+# Formula text holds no raw '<' (XML escapes it), so [^<]* keeps this linear on any input.
+_ERROR_CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*?t="e"[^>]*>(?:<f[^>]*>[^<]*</f>|<f[^>]*/>)?<v>([^<]*)</v>')
 
 
 def _xlsx_error_cells(data: bytes) -> dict[str, dict[tuple[int, int], str]]:
@@ -156,20 +245,156 @@ def _xlsx_error_cells(data: bytes) -> dict[str, dict[tuple[int, int], str]]:
     return out
 
 
-def _bounded(rows) -> list[list]:
-    """Rows up to the last non-blank one, stopping after a long run of blank rows."""
+def _bounded(rows, sheet: str) -> list[list]:
+    """Rows up to the last non-blank one, MAX_COLUMNS wide at most, stopping after a long run of
+    blank rows; a sheet of more than MAX_ROWS rows is refused."""
     out, blanks = [], 0
     for row in rows:
+        row = list(row[:MAX_COLUMNS])
         if all(is_blank(c) for c in row):
             blanks += 1
             if blanks > BLANK_RUN_LIMIT:
                 break
         else:
             blanks = 0
-        out.append(list(row))
+        out.append(row)
+        if len(out) > MAX_ROWS + BLANK_RUN_LIMIT:
+            break
     while out and all(is_blank(c) for c in out[-1]):
         out.pop()
+    if len(out) > MAX_ROWS:
+        raise FileRejected(f"工作表「{sheet}」超过 {MAX_ROWS:,} 行，超出单份报表的上限；请拆分为多个文件报送",
+                           f"sheet {sheet!r} has more than {MAX_ROWS} rows")
     return out
+
+
+# --- the reader process ---------------------------------------------------------------------------
+# The spreadsheet reader (calamine, in Rust) allocates a sheet's whole used range at once, blanks
+# included: one cell at XFD1048576 in a 2 KB .xlsx (or at column 65535 of an .xls, or a repeated
+# cell of an .ods) asks for hundreds of GB, and the failed allocation aborts the process, which no
+# `except` can catch. So workbooks are parsed in a child process with a memory limit and a
+# deadline; when it dies or overruns, only its file is refused and the next file gets a new one.
+READER_MEMORY = 1024 * 1024 * 1024  # address space of the reader process
+READER_SECONDS = 60  # to parse one workbook
+READER_RETIRE = 256 * 1024 * 1024  # a reader process this large after a workbook is replaced
+_FRAME = struct.Struct("<Q")
+
+
+class _Reader:
+    """The reader process, started on first use and again after it dies; one request at a time."""
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+
+    def parse(self, ext: str, data: bytes) -> list[tuple[str, int, list[list]]]:
+        request = pickle.dumps((ext, data), protocol=pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            proc = self._start()
+            try:
+                proc.stdin.write(_FRAME.pack(len(request)) + request)
+                proc.stdin.flush()
+                kind, *reply = pickle.loads(_receive(proc.stdout.fileno(), READER_SECONDS))
+            except TimeoutError:
+                self.close()
+                raise FileRejected(f"文件读取超时（超过 {READER_SECONDS} 秒），结构异常，不予读取；"
+                                   f"请用 Excel 或 WPS 另存为新的 .xlsx 文件后重新报送",
+                                   f"spreadsheet reader took longer than {READER_SECONDS} s") from None
+            except (EOFError, OSError):  # it died: killed at its memory limit, or crashed
+                code = self.close()
+                how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+                raise FileRejected(_TOO_BIG_ZH, f"spreadsheet reader process ended ({how}) reading this file "
+                                                f"(memory limit {READER_MEMORY // 1024 // 1024} MB)") from None
+            if _resident(proc.pid) > READER_RETIRE:
+                self.close()  # the memory a large workbook took is not kept for the rest of the run
+        if kind == "rejected":
+            raise FileRejected(*reply)
+        return reply[0]
+
+    def _start(self) -> subprocess.Popen:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc
+        # The key is not the reader's business.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHEGONG_ID_KEY")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "flows.read"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0)
+        try:
+            if _receive(self.proc.stdout.fileno(), 60) != b"ready":
+                raise EOFError
+        except (EOFError, TimeoutError, OSError):
+            self.close()
+            raise ConfigError(f"the spreadsheet reader process ({sys.executable} -m flows.read) did not "
+                              f"start; check that the package is installed in this environment") from None
+        return self.proc
+
+    def close(self) -> int | None:
+        """Stop the process (if any); its exit code."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            return proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+def _resident(pid: int) -> int:
+    """Resident memory of a process, in bytes (0 where /proc cannot tell)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _receive(fd: int, seconds: float) -> bytes:
+    """One length-prefixed frame from fd, within `seconds`."""
+    deadline = time.monotonic() + seconds
+
+    def exactly(n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return bytes(buf)
+    return exactly(_FRAME.unpack(exactly(_FRAME.size))[0])
+
+
+def _serve() -> None:
+    """The reader process: parse each workbook it is sent, reply with its sheets or its refusal."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (READER_MEMORY, READER_MEMORY))
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stdout carries the replies and nothing else
+
+    def send(body: bytes) -> None:
+        out.write(_FRAME.pack(len(body)) + body)
+        out.flush()
+    send(b"ready")
+    while head := inp.read(_FRAME.size):
+        ext, data = pickle.loads(inp.read(_FRAME.unpack(head)[0]))
+        try:
+            reply = pickle.dumps(("ok", parse_workbook(ext, data)), protocol=pickle.HIGHEST_PROTOCOL)
+        except FileRejected as exc:
+            reply = pickle.dumps(("rejected", exc.zh, exc.en))
+        except MemoryError:
+            reply = pickle.dumps(("rejected", _TOO_BIG_ZH, "spreadsheet reader ran out of memory"))
+        del data
+        send(reply)
+
+
+_READER = _Reader()
+atexit.register(_READER.close)
 
 
 def decode_text(data: bytes) -> str:
@@ -187,7 +412,20 @@ def decode_text(data: bytes) -> str:
 
 def _csv_rows(data: bytes) -> list[list]:
     text = decode_text(data)
-    return _bounded(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
+    lines = text.splitlines()
+    if max(map(len, lines), default=0) > MAX_LINE_CHARS:
+        n = next(i for i, line in enumerate(lines, start=1) if len(line) > MAX_LINE_CHARS)
+        raise FileRejected(f"CSV 文件第 {n} 行超过 {MAX_LINE_CHARS // 1024} KB，不是正常的报表行，不予读取；"
+                           f"请用 Excel 另存为 .xlsx 后重新报送",
+                           f"csv line {n} is longer than {MAX_LINE_CHARS} characters")
+    del lines
+    # A quoted field may span lines; no field may be longer than a line may.
+    csv.field_size_limit(MAX_LINE_CHARS)
+    try:
+        return _bounded(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)), "CSV")
+    except csv.Error as exc:
+        raise FileRejected("CSV 文件格式有误（引号不成对或字段过长），无法读取；请用 Excel 另存为 .xlsx 后重新报送",
+                           f"csv cannot be parsed: {exc}") from None
 
 
 def _delimiter(text: str) -> str:
@@ -372,6 +610,30 @@ def _convert_row(layout: Layout, row: list, key: bytes, checkbox: set[int] = fro
     return out
 
 
+def _too_large(size: int) -> FileRejected:
+    mb = 1024 * 1024
+    return FileRejected(f"文件过大（{size / mb:.0f} MB，上限 {MAX_FILE_BYTES // mb} MB），不是正常的月报表，不予读取；"
+                        f"请只报送本月报表，必要时拆分为多个文件",
+                        f"file of {size} bytes is larger than {MAX_FILE_BYTES} bytes")
+
+
+def _link_refusal(path: Path, root: Path) -> FileRejected | None:
+    """Why a symbolic link in the inbox is not followed, if it is not."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # dangling, or a loop
+        return FileRejected("文件是无法打开的链接（指向不存在的文件或循环链接），不予读取；请直接报送文件本身",
+                            "symbolic link that cannot be followed (dangling or a loop)")
+    if not target.is_relative_to(root.resolve()):
+        # A link out of the inbox would let a sender's folder read any file of this machine.
+        return FileRejected("文件是指向收件目录之外的链接，不予读取；请直接报送文件本身",
+                            "symbolic link pointing outside the inbox")
+    if not target.is_file():  # a pipe or a device would block or never end
+        return FileRejected("文件是指向非普通文件的链接，不予读取；请直接报送文件本身",
+                            "symbolic link to something other than a regular file")
+    return None
+
+
 def file_time(path: Path) -> dt.datetime:
     """When a file was received: its modification time, as naive UTC."""
     return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
@@ -381,28 +643,38 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
               ) -> tuple[FileRecord, dict[str, list[dict]]]:
     """Read one file: its record (always) and its rows per form (when it could be read)."""
     rel = path.relative_to(root).as_posix()
-    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
-        # A link out of the inbox would let a sender's folder read any file of this machine.
+    refusal = _link_refusal(path, root) if path.is_symlink() else None
+    if refusal:
         record = FileRecord(path=rel, sha256="", size_bytes=0, received_at=dt.datetime.fromtimestamp(
             path.lstat().st_mtime, dt.UTC).replace(tzinfo=None), format="link", status="rejected",
-            reason_zh="文件是指向收件目录之外的链接，不予读取；请直接报送文件本身",
-            reason_en="symbolic link pointing outside the inbox")
-        log.warning("file rejected: %s: %s", rel, record.reason_en)
+            reason_zh=refusal.zh, reason_en=refusal.en)
+        log.warning("file rejected: %s: %s", printable(rel), record.reason_en)
         return record, {}
-    data = path.read_bytes() if data is None else data
+    if data is None:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # not read at all: its bytes are never held
+            too_large = _too_large(size)
+            record = FileRecord(path=rel, sha256="", size_bytes=size, received_at=file_time(path),
+                                format=path.suffix.lower().lstrip(".") or "none", status="rejected",
+                                reason_zh=too_large.zh, reason_en=too_large.en)
+            log.warning("file rejected: %s: %s", printable(rel), record.reason_en)
+            return record, {}
+        data = path.read_bytes()
     record = FileRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                         received_at=file_time(path), format=path.suffix.lower().lstrip(".") or "none")
     rows_by_form: dict[str, list[dict]] = {}
     try:
         if not data:
             raise FileRejected("空文件（0 字节）；请重新报送", "empty file")
+        if len(data) > MAX_FILE_BYTES:
+            raise _too_large(len(data))
         if path.suffix.lower() not in SPREADSHEET | TEXT:
             raise FileRejected(f"不是电子表格（{path.suffix or '无扩展名'}）；请报送 .xlsx、.xls、.ods 或 .csv 文件",
                                f"not a spreadsheet extension: {path.suffix!r}")
         sheets = _sheets_of(path, data)
     except FileRejected as exc:
         record.status, record.reason_zh, record.reason_en = "rejected", exc.zh, exc.en
-        log.warning("file rejected: %s: %s", rel, exc.en)
+        log.warning("file rejected: %s: %s", printable(rel), printable(exc.en))
         return record, rows_by_form
 
     for name, first_row, rows in sheets:
@@ -430,7 +702,7 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
         refusal = _refusal(layout, title_rows, data, period)
         if refusal:
             sheet.status, sheet.reason_zh, sheet.reason_en = "rejected", refusal.zh, refusal.en
-            log.warning("sheet rejected: %s [%s]: %s", rel, name, refusal.en)
+            log.warning("sheet rejected: %s [%s]: %s", printable(rel), printable(name), printable(refusal.en))
             continue
         checkbox = _checkbox_columns(layout, data)
         out = rows_by_form.setdefault(form.id, [])
@@ -479,3 +751,7 @@ def to_frame(form: Form, rows: list[dict]):
     cols = {name: [r.get(name, True if name.endswith("__ok") else None) for r in rows] for name in schema}
     frame = pl.DataFrame(cols, schema=schema)
     return frame.with_row_index("_row_id")
+
+
+if __name__ == "__main__":  # python -m flows.read: the reader process
+    _serve()

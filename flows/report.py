@@ -2,12 +2,18 @@
 published warehouse through a read-only connection (so analysts' connections are no obstacle)."""
 from __future__ import annotations
 
+import contextlib
+import os
 import unicodedata
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import duckdb
 
+from .config import check_period
 from .errors import ConfigError
+
+T = TypeVar("T")
 
 STATUS_ZH = {"met": "达标", "not_met": "未达标", "on_track": "进度正常", "at_risk": "有风险"}
 LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
@@ -101,3 +107,83 @@ def completeness_table(db: Path, period: str) -> str:
     line = lambda r: "  ".join(_pad(c, widths[i], right=i > 0) for i, c in enumerate(r))
     out = [f"{period} 报送情况（各报表应报单位合计；市本级只含市级报表）", line(head), "  ".join("-" * w for w in widths)]
     return "\n".join(out + [line(r) for r in body])
+
+
+def summary(db: Path, period: str, files: dict[str, str] | None = None) -> tuple[str, list[dict]]:
+    """The month in short, for the run's Prefect artifacts: a markdown page (status counts, the
+    largest gaps of the city and counties, completeness, where the reports are) and a table of
+    the city's and counties' indicators that have a target."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("""
+            select unit_name, unit_level, indicator_name, value, unit, target, comparison, gap, gap_ratio, status
+            from analysis.indicators
+            where period = ? and unit_level in ('city', 'county') and target is not null
+            order by unit_level <> 'city', unit_code, headline = 0, headline, indicator_id""", [period]).fetchall()
+        counts = dict(con.execute("""select status, count(*) from analysis.indicators
+                                     where period = ? and unit_level = 'city' and status is not null
+                                     group by status""", [period]).fetchall())
+        completeness = con.execute("""select area_name, sum(expected), sum(received), sum(on_time)
+                                      from analysis.completeness where period = ?
+                                      group by area_code, area_name order by area_code""", [period]).fetchall()
+        run = con.execute("""select files, files_rejected, rows_read, rows_rejected from ingest.runs
+                             where period = ? order by finished_at desc limit 1""", [period]).fetchone()
+    finally:
+        con.close()
+    table = [{"单位": name, "指标": ind, "当前值": None if v is None else round(v, 2), "计量单位": u or "",
+              "目标": f"{comp}{fmt(t, u)}", "差距": None if gap is None else round(gap, 2),
+              "状态": STATUS_ZH.get(status, "—")}
+             for name, level, ind, v, u, t, comp, gap, ratio, status in rows]
+    gaps = sorted((r for r in rows if r[9] in ("not_met", "at_risk") and r[8] is not None),
+                  key=lambda r: -r[8])[:10]
+    md = [f"# {period} 社会工作专业人才队伍建设月报", ""]
+    if run:
+        md.append(f"本月文件 {run[0]} 个（无法读取 {run[1]} 个），数据行 {run[2]} 行（未通过校验 {run[3]} 行）。")
+    md.append("全市指标：" + "，".join(f"{STATUS_ZH[s]} {counts.get(s, 0)} 项" for s in STATUS_ZH) + "。")
+    md += ["", "## 差距最大的指标（市、县区，按相对差距排序）", "",
+           "| 单位 | 指标 | 当前值 | 目标 | 差距 | 状态 |", "|---|---|---:|---:|---:|---|"]
+    md += [f"| {r[0]} | {r[2]} | {fmt(r[3], r[4])} | {r[6]}{fmt(r[5], r[4])} | {fmt(r[7], r[4])} | {STATUS_ZH[r[9]]} |"
+           for r in gaps] or ["| — | 无 | | | | |"]
+    md += ["", "## 报送情况", "", "| 县（区） | 应报 | 已报 | 按时 |", "|---|---:|---:|---:|"]
+    md += [f"| {name} | {n} | {got} | {on_time} |" for name, n, got, on_time in completeness]
+    if files:
+        md += ["", "## 报告文件", ""] + [f"- {label}：`{path}`" for label, path in files.items()]
+    return "\n".join(md), table
+
+
+def read_published(db: Path, period: str, read: Callable[[duckdb.DuckDBPyConnection, str], T]) -> T:
+    """What `read(con, period)` finds in the published warehouse, through a read-only connection
+    (analysts' connections are no obstacle) that is closed before the caller draws anything."""
+    check_period(period)
+    if not Path(db).exists():
+        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return read(con, period)
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def owner_only_file(path: Path):
+    """A temporary name beside `path` to write to; swapped in whole when the block ends, so that
+    a reader never opens half a report, and readable by the owner only, since reports name units
+    and their shortfalls and are for the bureau."""
+    _private_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        # Created owner-only before anything is written into it (writers keep an existing file's mode).
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover file of the same name
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _private_dirs(folder: Path) -> None:
+    """Create `folder` and any missing parent owner-only (mkdir's mode applies to the last only)."""
+    if folder.is_dir():
+        return
+    _private_dirs(folder.parent)
+    folder.mkdir(mode=0o700, exist_ok=True)

@@ -53,16 +53,37 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
                 con.execute(f"delete from {table} where period = ?", [period])
             con.execute(f"insert into {table} by name {query}")
         _comment(con, step, table)
+    build_views(con)
 
 
-def _comment(con, step: str, table: str) -> None:
-    doc = SQL / f"{step}.toml"
-    if not doc.exists():
+def build_views(con: duckdb.DuckDBPyConnection) -> None:
+    """The analysts' views of `sql/analysis`, one file each: a stable, documented surface over
+    the tables. They take no variables, so that any client, older DuckDB releases included, can
+    query them; they are replaced on every run, after the tables they read."""
+    con.execute("create schema if not exists analysis")
+    for path in sorted((SQL / "analysis").glob("*.sql")):
+        view = f"analysis.{path.stem}"
+        con.execute(f"create or replace view {view} as {path.read_text(encoding='utf-8')}")
+        _comment(con, f"analysis/{path.stem}", view, kind="view")
+
+
+def column_comments(step: str) -> tuple[str, dict[str, str]]:
+    """A table's comment and its columns' from the sibling `.toml`; `like` names another file
+    whose column comments apply where this one does not say otherwise."""
+    meta = tomllib.loads((SQL / f"{step}.toml").read_text(encoding="utf-8"))
+    columns = column_comments(meta["like"])[1] if "like" in meta else {}
+    return meta["table"], columns | meta.get("columns", {})
+
+
+def _comment(con, step: str, table: str, kind: str = "table") -> None:
+    if not (SQL / f"{step}.toml").exists():
         return
-    meta = tomllib.loads(doc.read_text(encoding="utf-8"))
-    con.execute(f"comment on table {table} is {literal(meta['table'])}")
-    for col, text in meta.get("columns", {}).items():
-        con.execute(f'comment on column {table}."{col}" is {literal(text)}')
+    text, columns = column_comments(step)
+    have = {d[0] for d in con.execute(f"describe {table}").fetchall()}
+    con.execute(f"comment on {kind} {table} is {literal(text)}")
+    for col, text in columns.items():
+        if col in have:
+            con.execute(f'comment on column {table}."{col}" is {literal(text)}')
 
 
 def month_on_month(con: duckdb.DuckDBPyConnection, period: str, run_id: str, form) -> int:

@@ -239,6 +239,18 @@ class _Tree:
     def __init__(self, units_csv: Path, population_csv: Path):
         with open(units_csv, encoding="utf-8-sig", newline="") as f:
             rows = list(csv.DictReader(f))
+        with open(population_csv, encoding="utf-8-sig", newline="") as f:
+            pop_rows = list(csv.DictReader(f))
+        self._build(rows, pop_rows, str(units_csv), str(population_csv))
+
+    @classmethod
+    def from_rows(cls, rows: list[dict], pop_rows: list[dict]) -> "_Tree":
+        """A tree held in memory: a tile of the generated province."""
+        tree = cls.__new__(cls)
+        tree._build(rows, pop_rows, "units", "population")
+        return tree
+
+    def _build(self, rows: list[dict], pop_rows: list[dict], units_csv: str, population_csv: str):
         self.units = {r["code"]: _Unit(r["code"], r["name"], r["level"], r["parent_code"],
                                        r["name"].endswith("居民委员会")) for r in rows}
         by_level: dict[str, list[_Unit]] = {}
@@ -261,11 +273,10 @@ class _Tree:
                 for v in self.children.get(t.code, []):
                     self.county_of[v.code] = c.code
         pop: dict[str, tuple[int, int]] = {}
-        with open(population_csv, encoding="utf-8-sig", newline="") as f:
-            for r in csv.DictReader(f):
-                year = int(r["year"])
-                if r["code"] not in pop or year > pop[r["code"]][0]:
-                    pop[r["code"]] = (year, int(r["registered_population"]))
+        for r in pop_rows:
+            year = int(r["year"])
+            if r["code"] not in pop or year > pop[r["code"]][0]:
+                pop[r["code"]] = (year, int(r["registered_population"]))
         missing = [c.name for c in self.counties if c.code not in pop]
         if missing:
             raise ValueError(f"{population_csv} has no registered population for: {', '.join(missing)}")
@@ -365,8 +376,12 @@ class _Institution:
 class _World:
     """Persons, communities, stations, organisations and institutions, advanced a month at a time."""
 
-    def __init__(self, tree: _Tree, seed: int, base: tuple[int, int]):
+    def __init__(self, tree: _Tree, seed: int, base: tuple[int, int], address: str = _ADDRESS_CODE,
+                 phone_prefix: str = "1990000"):
         self.t, self.seed, self.base = tree, seed, base
+        # A province is written as many city-sized worlds: each its own ID address code and
+        # phone block, so that no two worlds give out the same ID number or phone.
+        self.address, self.phone_prefix = address, phone_prefix
         self.rng = random.Random(seed)
         self._ids: set[str] = set()
         self._phones = list(range(10000))
@@ -437,7 +452,7 @@ class _World:
     def _credit_code(self, idx: int) -> str:
         body = "MJ" + f"{(idx * 7919 + 104729) % 1000000:06d}"
         org = body + _orgcode_check_char(body)
-        head = "52" + _ADDRESS_CODE + org
+        head = "52" + self.address + org
         return head + credit_check_char(head)
 
     def _org_name(self, unit: str, used: set[str]) -> str:
@@ -597,7 +612,7 @@ class _World:
             seq = rng.randint(*seq_range)
             if (seq % 2 == 1) != male:
                 seq = seq + 1 if seq < seq_range[1] else seq - 1
-            body = _ADDRESS_CODE + birth.strftime("%Y%m%d") + f"{seq:03d}"
+            body = self.address + birth.strftime("%Y%m%d") + f"{seq:03d}"
             full = body + id_check_digit(body)
             if full not in self._ids:
                 self._ids.add(full)
@@ -656,7 +671,7 @@ class _World:
         self._next_pid += 1
         p = _Person(pid, self._new_id(male, birth, rng), self._name(rng, male), male, birth, unit, group, kind,
                     employer, rng.random() < spec[6], fields, rng.random() < 0.3,
-                    None if rng.random() < 0.04 else "1990000" + f"{self._phones.pop():04d}",
+                    None if rng.random() < 0.04 else self.phone_prefix + f"{self._phones.pop():04d}",
                     rng.uniform(0.35, 1.5), rng.random() < 0.08, joined=k, w_elderly=we, w_minor=wm)
         self.persons[pid] = p
         return p
@@ -1096,11 +1111,12 @@ class _Month:
 
     # -- faults ------------------------------------------------------------------------------
     @staticmethod
-    def _fault_person_row(r: random.Random, unit: str, employer: str, bad_check: bool) -> dict:
+    def _fault_person_row(r: random.Random, unit: str, employer: str, bad_check: bool,
+                          address: str = _ADDRESS_CODE) -> dict:
         """A person not otherwise listed: sequence codes 801-999 are never given to the sample's persons."""
         male = r.random() < 0.4
         seq = r.randrange(801, 999, 2) + (0 if male else 1)
-        body = _ADDRESS_CODE + f"{r.randint(1970, 1999)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}{seq:03d}"
+        body = address + f"{r.randint(1970, 1999)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}{seq:03d}"
         check = id_check_digit(body)
         if bad_check:
             check = r.choice([c for c in "0123456789X" if c != check])
@@ -1152,7 +1168,7 @@ class _Month:
             elif kind == "bad_check_digit":
                 v = r.choice(self.w.t.children.get(code, []) or [self.w.t.units[code]])
                 i = r.randint(0, len(sg02.rows))
-                sg02.rows.insert(i, self._fault_person_row(r, v.code, v.name, True))
+                sg02.rows.insert(i, self._fault_person_row(r, v.code, v.name, True, self.w.address))
                 self._shift(sg02, i)
                 sg02.fault_rows[i] = kind
             elif r.random() < 0.5:
@@ -1167,7 +1183,7 @@ class _Month:
             else:
                 vcode, vname = self._unknown_village(r, code)
                 i = r.randint(0, len(sg02.rows))
-                sg02.rows.insert(i, self._fault_person_row(r, vcode, vname, False))
+                sg02.rows.insert(i, self._fault_person_row(r, vcode, vname, False, self.w.address))
                 self._shift(sg02, i)
                 sg02.fault_rows[i] = kind
 
@@ -1275,6 +1291,23 @@ def _expected(world: _World, sheets_by_sender: dict[str, list[_Sheet]]) -> dict:
     }
 
 
+def _write_month(world: _World, forms: dict[str, Form], senders: dict[str, _Sender], inbox: Path, k: int,
+                 root_files: bool = True) -> tuple[_Month, dict[str, list[_Sheet]]]:
+    """One month's files of a world; without `root_files` the root unit sends nothing (a tile of
+    the province other than the first: the province's own files come once)."""
+    tree = world.t
+    month = _Month(world, forms, senders, inbox, k)
+    sheets = {u.code: month.township_sheets(u.code) for u in tree.townships}
+    sheets.update({u.code: month.upper_sheets(u.code) for u in tree.counties + [tree.city]})
+    month.plant_faults(sheets)
+    for code in sorted(sheets):
+        if root_files or code != tree.city.code:
+            month.write(code, sheets[code])
+    if k == 0:
+        month.write_note()
+    return month, sheets
+
+
 def generate_sample(inbox: Path, units_csv: Path, population_csv: Path, *, seed: int = 20221017,
                     start: str = "2022-08", end: str = "2025-12") -> dict:
     """Write <inbox>/<YYYY-MM>/... for every month; return a summary dict (files written per month, ...)."""
@@ -1298,14 +1331,7 @@ def generate_sample(inbox: Path, units_csv: Path, population_csv: Path, *, seed:
         if k > 0:
             world.step(k)
         if ym >= first:
-            month = _Month(world, forms, senders, inbox, k)
-            sheets = {u.code: month.township_sheets(u.code) for u in tree.townships}
-            sheets.update({u.code: month.upper_sheets(u.code) for u in tree.counties + [tree.city]})
-            month.plant_faults(sheets)
-            for code in sorted(sheets):
-                month.write(code, sheets[code])
-            if k == 0:
-                month.write_note()
+            month, sheets = _write_month(world, forms, senders, inbox, k)
             summary["months"][month.label] = {
                 "files": len(month.files),
                 "by_format": dict(sorted(month.formats.items())),
@@ -1315,3 +1341,187 @@ def generate_sample(inbox: Path, units_csv: Path, population_csv: Path, *, seed:
             summary["files_written"] += len(month.files)
         k += 1
     return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# A province: a generated tree of Sichuan's size, written as city-sized tiles
+# ---------------------------------------------------------------------------------------------
+# Sichuan: 21 prefecture cities, 183 counties, about 3,100 townships and 30,000 villages. The
+# pipeline knows four levels (city, county, township, village); the province is its root, of level
+# 'city', and the counties hang from it directly. The prefecture stays in the codes (digits 3-4),
+# not as a unit: no form is sent by a prefecture, and a fifth level would change every roll-up
+# for nothing the benchmark measures.
+PROVINCE = {"prefectures": 21, "counties": 183, "townships": 3100, "villages": 30000,
+            "population": 90_000_000}
+_PREFECTURE_CODES = (1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 32, 33, 34)
+_NAME_CHARS = ("安宝北昌成崇川大德东峨富高广汉和华江金锦景井九康乐雷临龙泸罗马茂美米绵明南宁彭平蒲"
+               "青清邛渠仁荣三沙射石双顺松泰天通旺威文武西喜仙新兴叙雅盐阳仪营永长中资梓遂")
+TILE_VILLAGES = 300  # counties are grouped into tiles of at least this many villages: Panzhihua has 336
+
+
+def _names(rng: random.Random, n: int, taken: set[str]) -> list[str]:
+    """n two-character place stems, none in `taken` (which they join)."""
+    out = []
+    while len(out) < n:
+        stem = rng.choice(_NAME_CHARS) + rng.choice(_NAME_CHARS)
+        if stem[0] != stem[1] and stem not in taken:
+            taken.add(stem)
+            out.append(stem)
+    return out
+
+
+def province_tree(seed: int = 20221017, size: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """(units rows, population rows) of a synthetic province, deterministic from the seed."""
+    size = size or PROVINCE
+    rng = random.Random(f"{seed}/province")
+    root = {"code": "510000000000", "name": "样例省", "level": "city", "parent_code": "000000000000",
+            "urban_rural_code": ""}
+    units, pops = [root], []
+    n_pref = size["prefectures"]
+    per_pref = _largest_remainder(size["counties"], [rng.uniform(0.5, 1.5) for _ in range(n_pref)])
+    county_is_district = []
+    for n in per_pref:
+        districts = max(1, round(n * rng.uniform(0.15, 0.45)))
+        county_is_district += [i < districts for i in range(n)]
+    n_counties = len(county_is_district)
+    towns_per = _largest_remainder(size["townships"], [rng.lognormvariate(0, 0.35) for _ in range(n_counties)])
+    county_pop = _largest_remainder(size["population"], [rng.lognormvariate(0, 0.4) for _ in range(n_counties)])
+    taken: set[str] = set()
+    county_stems, town_stems = _names(rng, n_counties, taken), _names(rng, size["townships"], taken)
+    kinds = []  # per township: 街道, 镇 or 乡
+    i = 0
+    for c, n in enumerate(towns_per):
+        for _ in range(n):
+            r = rng.random()
+            kinds.append("街道" if r < (0.5 if county_is_district[c] else 0.08) else
+                         "镇" if r < (0.9 if county_is_district[c] else 0.7) else "乡")
+            i += 1
+    vill_per = [max(1, v) for v in _largest_remainder(
+        size["villages"], [rng.lognormvariate(0, 0.3) * (0.8 if k == "街道" else 1.0) for k in kinds])]
+    t = c = 0
+    for pref_i, n in enumerate(per_pref):
+        pref = _PREFECTURE_CODES[pref_i % len(_PREFECTURE_CODES)] + 40 * (pref_i // len(_PREFECTURE_CODES))
+        seq = {True: 2, False: 21}
+        for _ in range(n):
+            district = county_is_district[c]
+            ccode = f"51{pref:02d}{seq[district]:02d}000000"
+            seq[district] += 1
+            units.append({"code": ccode, "name": county_stems[c] + ("区" if district else "县"), "level": "county",
+                          "parent_code": root["code"], "urban_rural_code": ""})
+            pops.append({"code": ccode, "name": units[-1]["name"], "year": 2022,
+                         "registered_population": county_pop[c]})
+            tseq = {"街道": 1, "镇": 101, "乡": 201}
+            for _ in range(towns_per[c]):
+                kind = kinds[t]
+                tcode = ccode[:6] + f"{tseq[kind]:03d}000"
+                tseq[kind] += 1
+                units.append({"code": tcode, "name": town_stems[t] + kind, "level": "township",
+                              "parent_code": ccode, "urban_rural_code": ""})
+                share = {"街道": 0.9, "镇": 0.25, "乡": 0.05}[kind]
+                vseq, used = {True: 1, False: 201}, set()
+                for stem in range(vill_per[t]):
+                    urban = rng.random() < share
+                    while (name := rng.choice(_NAME_CHARS) + rng.choice(_NAME_CHARS)) in used:
+                        pass
+                    used.add(name)
+                    units.append({"code": tcode[:9] + f"{vseq[urban]:03d}",
+                                  "name": name + ("社区居民委员会" if urban else "村民委员会"), "level": "village",
+                                  "parent_code": tcode,
+                                  "urban_rural_code": ("111" if kind == "街道" else "121") if urban else "220"})
+                    vseq[urban] += 1
+                t += 1
+            c += 1
+    pops.insert(0, {"code": root["code"], "name": root["name"], "year": 2022,
+                    "registered_population": sum(county_pop)})
+    return units, pops
+
+
+def _tiles(units: list[dict]) -> list[list[str]]:
+    """Counties grouped, in code order, into tiles of at least TILE_VILLAGES villages."""
+    parent = {u["code"]: u["parent_code"] for u in units}
+    villages: dict[str, int] = {}
+    for u in units:
+        if u["level"] == "village":
+            county = parent[u["parent_code"]]
+            villages[county] = villages.get(county, 0) + 1
+    tiles, current, n = [], [], 0
+    for code in sorted(u["code"] for u in units if u["level"] == "county"):
+        current.append(code)
+        n += villages.get(code, 0)
+        if n >= TILE_VILLAGES:
+            tiles.append(current)
+            current, n = [], 0
+    if current:
+        (tiles[-1].extend if tiles else tiles.append)(current)
+    return tiles
+
+
+def _write_tile(job: tuple) -> tuple[int, dict[str, int], list[dict]]:
+    """One tile of the province: the root and its counties as a city-sized world, one month written."""
+    i, units, pops, counties, inbox, seed, period = job
+    keep = set(counties)
+    parent = {u["code"]: u["parent_code"] for u in units}
+    root = next(u for u in units if u["level"] == "city")
+
+    def county_of(code: str) -> str | None:
+        while code in parent and code not in keep:
+            code = parent[code]
+        return code if code in keep else None
+    rows = [root] + [u for u in units if u["level"] != "city" and county_of(u["code"])]
+    pop_rows = [p for p in pops if p["code"] == root["code"] or p["code"] in keep]
+    tree = _Tree.from_rows(rows, pop_rows)
+    base = _parse_month(BASELINE_MONTH)
+    world = _World(tree, seed * 1000 + i, base, address=f"59{i:04d}", phone_prefix=f"199{i:04d}")
+    senders = _assign_formats(tree, seed * 1000 + i)
+    forms = load_forms(SCHEMAS)
+    last = _parse_month(period)
+    k = 0
+    while world.ym(k) < last:
+        k += 1
+        world.step(k)
+    month, _ = _write_month(world, forms, senders, Path(inbox), k, root_files=(i == 0))
+    return len(month.files), month.formats, month.faults
+
+
+def generate_province(out: Path, period: str = "2025-06", *, seed: int = 20221017, workers: int | None = None,
+                      size: dict | None = None) -> dict:
+    """A province-sized month: <out>/registry (units.csv, population.csv), <out>/plan, <out>/settings.toml
+    and <out>/<period>/... Run it with SHEGONG_SETTINGS=<out>/settings.toml."""
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+    from .config import DATA
+    _parse_month(period)
+    out = Path(out)
+    units, pops = province_tree(seed, size)
+    (out / "registry").mkdir(parents=True, exist_ok=True)
+    (out / "plan").mkdir(exist_ok=True)
+    for name, rows in (("units.csv", units), ("population.csv", pops)):
+        with open(out / "registry" / name, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+    shutil.copyfile(DATA / "plan" / "indicators.toml", out / "plan" / "indicators.toml")
+    settings = (DATA / "settings.toml").read_text(encoding="utf-8")
+    (out / "settings.toml").write_text(
+        "# A generated province (shegong sample --scale province): use with SHEGONG_SETTINGS=<this file>.\n"
+        "# The plan's targets are the city's, so statuses mean nothing here; the load does.\n" + settings,
+        encoding="utf-8")
+    shutil.rmtree(out / period, ignore_errors=True)  # a month is written whole, never on top of another
+    tiles = _tiles(units)
+    jobs = [(i, units, pops, counties, str(out), seed, period) for i, counties in enumerate(tiles)]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    # Tiles are independent and each is deterministic from its own seed: the pool changes the
+    # order they are written in, never what.
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_write_tile, jobs))
+    else:
+        results = [_write_tile(j) for j in jobs]
+    formats: dict[str, int] = {}
+    for _, f, _ in results:
+        for k, v in f.items():
+            formats[k] = formats.get(k, 0) + v
+    levels = {lv: sum(u["level"] == lv for u in units) for lv in ("county", "township", "village")}
+    return {"seed": seed, "period": period, "tiles": len(tiles), "units": levels,
+            "files_written": sum(n for n, _, _ in results), "by_format": dict(sorted(formats.items())),
+            "faults": sum(len(x) for _, _, x in results), "settings": str(out / "settings.toml")}

@@ -35,12 +35,17 @@ def text_of(value: object) -> str | None:
     return None if s == "" else s
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def _fold(s: str) -> str:
     """Full-width digits and letters to ASCII, no spaces."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", s))
+    return _SPACES.sub("", unicodedata.normalize("NFKC", s))
 
 
 def is_blank(value: object) -> bool:
+    if isinstance(value, (int, float)):  # a number is never blank (and this is asked of every cell)
+        return False
     t = text_of(value)
     return t is None or _fold(t) in _BLANK
 

@@ -14,7 +14,7 @@ comment on table ref.indicators is 'The plan''s indicators as data (data/plan/in
 comment on column ref.indicators.id is 'Stable indicator id | 指标编号';
 comment on column ref.indicators.headline is 'Position in the plan''s table of ten main indicators; 0 = further figure | 主要指标序号';
 comment on column ref.indicators.name_zh is 'Name in the plan''s words | 指标名称';
-comment on column ref.indicators.name_en is 'English name | English name';
+comment on column ref.indicators.name_en is 'English name | 英文名称';
 comment on column ref.indicators.definition is 'How it is counted | 计算口径';
 comment on column ref.indicators.numerator is 'Numerator: a column of intermediate.unit_rollup | 分子';
 comment on column ref.indicators.denominator is 'Denominator: a column of intermediate.unit_rollup, or none | 分母';

@@ -24,9 +24,11 @@ def test_run_prints_the_city_table_quietly(tmp_path):
     lines = p.stdout.splitlines()
     assert lines[0] == (f"2024-03: 文件 9 个（无法读取 2），数据行 32 行（未通过校验 4），问题反馈表 3 份："
                         f"{tmp_path / 'feedback' / '2024-03'}/")
-    assert lines[1] == f"校验结果（Great Expectations Data Docs）：{tmp_path / 'validation' / 'index.html'}"
-    assert lines[3] == "2024-03 报送情况（各报表应报单位合计；市本级只含市级报表）"
-    assert [line.split()[:3] for line in lines[6:12]] == [
+    reports = tmp_path / "reports" / "2024-03"
+    assert lines[1] == f"月报：{reports / 'report-2024-03.xlsx'}，{reports / 'report-2024-03.html'}"
+    assert lines[2] == f"校验结果（Great Expectations Data Docs）：{tmp_path / 'validation' / 'index.html'}"
+    assert lines[4] == "2024-03 报送情况（各报表应报单位合计；市本级只含市级报表）"
+    assert [line.split()[:3] for line in lines[7:13]] == [
         ["攀枝花市", "4", "2"], ["东区", "63", "10"], ["西区", "42", "0"], ["仁和区", "121", "0"],
         ["米易县", "112", "5"], ["盐边县", "116", "0"]]
     assert "攀枝花市（市，510400000000）2024-03 社会工作专业人才队伍建设指标" in lines

@@ -55,7 +55,7 @@ def test_open_read_only_connection_does_not_block_a_run(inbox, tmp_path):
         analyst.wait(timeout=30)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from ingest.files where period = '2024-03'").fetchone()[0] == 8
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["feedback", "inbox", "validation", "warehouse.duckdb",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feedback", "inbox", "reports", "validation", "warehouse.duckdb",
                                                          "warehouse.duckdb.lock"]
 
 

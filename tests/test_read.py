@@ -158,9 +158,12 @@ def test_a_reader_panic_rejects_the_file_only(monkeypatch, tmp_path):
     def boom(*args, **kwargs):
         raise Panic("index out of bounds")
     monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", boom)
-    record, rows = read_file(path, tmp_path, PERIOD, FORMS, pii.load_key())
-    assert (record.status, record.reason_en, rows) == (
-        "rejected", "spreadsheet reader failed: Panic: index out of bounds", {})
+    # Parsing itself, as the reader process runs it (a reader that dies outright is
+    # test_hostile's test_a_reader_that_dies_rejects_its_file_only_and_the_next_file_is_read).
+    from flows.read import FileRejected, parse_workbook
+    with pytest.raises(FileRejected) as exc:
+        parse_workbook(".xlsx", path.read_bytes())
+    assert exc.value.en == "spreadsheet reader failed: Panic: index out of bounds"
 
 
 def test_footers_naming_contacts_are_not_data_and_semicolon_csv_is_read(tmp_path):

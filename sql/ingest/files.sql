@@ -21,7 +21,7 @@ comment on column ingest.files.received_at is 'Modification time of the file, UT
 comment on column ingest.files.format is 'File extension | 文件格式';
 comment on column ingest.files.status is 'read, or rejected (whole file) | 读取状态';
 comment on column ingest.files.reason_zh is 'Why the file was rejected, for the sender | 拒收原因';
-comment on column ingest.files.reason_en is 'Why the file was rejected, for us | Rejection reason';
+comment on column ingest.files.reason_en is 'Why the file was rejected, in English for the team | 拒收原因（英文）';
 comment on column ingest.files.run_id is 'Run that read the file | 运行编号';
 
 -- Added after the first release: kept as ALTERs so that older warehouses gain them on the next run.

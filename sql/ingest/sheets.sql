@@ -24,7 +24,7 @@ comment on column ingest.sheets.data_rows is 'Data rows read | 数据行数';
 comment on column ingest.sheets.rows_rejected is 'Data rows rejected by validation | 未通过校验的行数';
 comment on column ingest.sheets.status is 'read, skipped (no form) or rejected (whole sheet) | 状态';
 comment on column ingest.sheets.reason_zh is 'Why skipped or rejected, for the sender | 原因';
-comment on column ingest.sheets.reason_en is 'Why skipped or rejected, for us | Reason';
+comment on column ingest.sheets.reason_en is 'Why skipped or rejected, in English for the team | 跳过或拒收原因（英文）';
 comment on column ingest.sheets.run_id is 'Run that read the sheet | 运行编号';
 
 alter table ingest.sheets add column if not exists sender_code varchar;
