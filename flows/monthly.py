@@ -50,7 +50,10 @@ def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path
     hits, todo = {}, []
     for i, path in enumerate(files):
         hit = cache.get(path.relative_to(root).as_posix())
-        data = b"" if not hit or path.is_symlink() else path.read_bytes()
+        # Only a file that could be a hit is read to compare it; a link or an oversized file is
+        # left to read_file, which judges it without holding its bytes.
+        readable = hit and not path.is_symlink() and path.stat().st_size <= read.MAX_FILE_BYTES
+        data = path.read_bytes() if readable else b""
         if hit and data and hit[0].sha256 == hashlib.sha256(data).hexdigest():
             record, by_form = hit
             # Same content: only the modification time may have moved, as a first run would see it.

@@ -27,8 +27,9 @@ def parse_files(paths: list[Path], root: Path, period: str) -> list[tuple[read.F
     key = pii.load_key()  # each process loads it: it never travels with the work
     out = []
     for path in paths:
-        data = b"" if path.is_symlink() else path.read_bytes()  # links are judged by read_file
-        out.append(read.read_file(path, root, period, forms, key, data=data or None))
+        # read_file reads the bytes itself, after its checks of links and size: a file over the
+        # size limit is never held in memory.
+        out.append(read.read_file(path, root, period, forms, key))
     return out
 
 
