@@ -20,6 +20,7 @@ import xlsxwriter
 
 from .config import check_period
 from .errors import ConfigError, printable
+from .report import owner_only_file
 
 UNKNOWN_CODE = "000000000000"
 UNKNOWN_NAME = "未识别报送单位"
@@ -103,17 +104,10 @@ def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
     for code in sorted(by_sender):
         name = UNKNOWN_NAME if code == UNKNOWN_CODE else names.get(code, UNKNOWN_NAME)
         path = month_dir / f"{safe_file_name(f'{code}-{name}')}.xlsx"
-        _write_private(path, _workbook(code, name, year, month, sorted(by_sender[code], key=Problem.sort_key)))
+        with owner_only_file(path) as tmp:
+            tmp.write_bytes(_workbook(code, name, year, month, sorted(by_sender[code], key=Problem.sort_key)))
         written.append(path)
     return written
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only, whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(data)
 
 
 def safe_file_name(stem: str) -> str:

@@ -27,7 +27,7 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(path: Path, storage_version: str = "v1.1.0") -> duckdb.DuckDBPyConnection:
+def connect(path: Path, storage_version: str) -> duckdb.DuckDBPyConnection:
     # The storage format applies when the file is created (a first run); publish.prepare keeps
     # or converts an existing file to the same format.
     return duckdb.connect(str(path), config={"storage_compatibility_version": storage_version})

@@ -13,12 +13,10 @@ import polars as pl
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-from . import datadocs, feedback, load, pii, publish, read, report, rollup, validate, webpage, workbook
-from . import faults, readpool
+from . import datadocs, faults, feedback, load, pii, publish, read, readpool, report, rollup, validate, webpage, workbook
 from .registry import Tree
 from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month

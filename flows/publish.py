@@ -108,7 +108,7 @@ def building_path(db: Path, run_id: str) -> Path:
     return db.parent / f".{db.name}.{run_id}.building" / db.name
 
 
-def prepare(db: Path, run_id: str, storage_version: str = "v1.1.0") -> Path:
+def prepare(db: Path, run_id: str, storage_version: str) -> Path:
     """A private copy of the published warehouse (or nothing, on the first run) to build in,
     in the storage format `storage_version` that the analysts' DuckDB releases can read."""
     tmp = building_path(db, run_id)

@@ -634,40 +634,38 @@ def _link_refusal(path: Path, root: Path) -> FileRejected | None:
     return None
 
 
+def _refused_unread(rel: str, size: int, mtime: float, fmt: str, refusal: FileRejected
+                    ) -> tuple[FileRecord, dict[str, list[dict]]]:
+    """The record of a file refused before its bytes were read (a link not followed, a file too large)."""
+    record = FileRecord(path=rel, sha256="", size_bytes=size,
+                        received_at=dt.datetime.fromtimestamp(mtime, dt.UTC).replace(tzinfo=None), format=fmt,
+                        status="rejected", reason_zh=refusal.zh, reason_en=refusal.en)
+    log.warning("file rejected: %s: %s", printable(rel), record.reason_en)
+    return record, {}
+
+
 def file_time(path: Path) -> dt.datetime:
     """When a file was received: its modification time, as naive UTC."""
     return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
 
 
-def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: bytes, data: bytes | None = None
+def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: bytes
               ) -> tuple[FileRecord, dict[str, list[dict]]]:
     """Read one file: its record (always) and its rows per form (when it could be read)."""
     rel = path.relative_to(root).as_posix()
-    refusal = _link_refusal(path, root) if path.is_symlink() else None
-    if refusal:
-        record = FileRecord(path=rel, sha256="", size_bytes=0, received_at=dt.datetime.fromtimestamp(
-            path.lstat().st_mtime, dt.UTC).replace(tzinfo=None), format="link", status="rejected",
-            reason_zh=refusal.zh, reason_en=refusal.en)
-        log.warning("file rejected: %s: %s", printable(rel), record.reason_en)
-        return record, {}
-    if data is None:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:  # not read at all: its bytes are never held
-            too_large = _too_large(size)
-            record = FileRecord(path=rel, sha256="", size_bytes=size, received_at=file_time(path),
-                                format=path.suffix.lower().lstrip(".") or "none", status="rejected",
-                                reason_zh=too_large.zh, reason_en=too_large.en)
-            log.warning("file rejected: %s: %s", printable(rel), record.reason_en)
-            return record, {}
-        data = path.read_bytes()
+    if path.is_symlink() and (refusal := _link_refusal(path, root)):
+        return _refused_unread(rel, 0, path.lstat().st_mtime, "link", refusal)
+    stat = path.stat()
+    if stat.st_size > MAX_FILE_BYTES:  # not read at all: its bytes are never held
+        return _refused_unread(rel, stat.st_size, stat.st_mtime, path.suffix.lower().lstrip(".") or "none",
+                               _too_large(stat.st_size))
+    data = path.read_bytes()
     record = FileRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                         received_at=file_time(path), format=path.suffix.lower().lstrip(".") or "none")
     rows_by_form: dict[str, list[dict]] = {}
     try:
         if not data:
             raise FileRejected("空文件（0 字节）；请重新报送", "empty file")
-        if len(data) > MAX_FILE_BYTES:
-            raise _too_large(len(data))
         if path.suffix.lower() not in SPREADSHEET | TEXT:
             raise FileRejected(f"不是电子表格（{path.suffix or '无扩展名'}）；请报送 .xlsx、.xls、.ods 或 .csv 文件",
                                f"not a spreadsheet extension: {path.suffix!r}")

@@ -28,6 +28,25 @@ def _pad(s: str, w: int, right: bool = False) -> str:
     return gap + s if right else s + gap
 
 
+def month_zh(period: str) -> str:
+    return f"{int(period[:4])}年{int(period[5:])}月"
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, period: str) -> dict | None:
+    """The month's latest run as ingest.runs records it: its times and counts."""
+    cur = con.execute("""select started_at, finished_at, files, files_rejected, rows_read, rows_rejected
+                         from ingest.runs where period = ?
+                         order by finished_at desc nulls last, started_at desc limit 1""", [period])
+    row = cur.fetchall()
+    return dict(zip([d[0] for d in cur.description], row[0])) if row else None
+
+
+def run_line(run: dict) -> str:
+    """What the month's run took in, in the words every report uses."""
+    return (f"本月文件 {run['files']:,} 个（无法读取 {run['files_rejected']:,} 个），"
+            f"数据行 {run['rows_read']:,} 行（未通过校验 {run['rows_rejected']:,} 行）")
+
+
 def fmt(v: float | None, unit: str | None) -> str:
     if v is None:
         return "—"
@@ -51,9 +70,7 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
                       projected, strftime(deadline, '%Y-%m')
                from mart.indicator_values where period = ? and unit_code = ?
                order by headline = 0, headline, target is null, indicator_id""", [period, unit[0]]).fetchall()
-        run = con.execute(
-            """select files, files_rejected, rows_read, rows_rejected from ingest.runs where period = ?
-               order by finished_at desc limit 1""", [period]).fetchone()
+        run = latest_run(con, period)
     finally:
         con.close()
     if not rows:
@@ -74,7 +91,7 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
     widths = [max(_width(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = [f"{unit[1]}（{LEVEL_ZH[unit[2]]}，{unit[0]}）{period} 社会工作专业人才队伍建设指标"]
     if run:
-        lines.append(f"本月文件 {run[0]} 个（无法读取 {run[1]} 个），数据行 {run[2]} 行（未通过校验 {run[3]} 行）")
+        lines.append(run_line(run))
     fmt_row = lambda r: "  ".join(_pad(c, widths[i], right=i in (2, 3, 4, 6, 8)) for i, c in enumerate(r))
     lines.append(fmt_row(head))
     lines.append("  ".join("-" * w for w in widths))
@@ -113,23 +130,7 @@ def summary(db: Path, period: str, files: dict[str, str] | None = None) -> tuple
     """The month in short, for the run's Prefect artifacts: a markdown page (status counts, the
     largest gaps of the city and counties, completeness, where the reports are) and a table of
     the city's and counties' indicators that have a target."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.execute("""
-            select unit_name, unit_level, indicator_name, value, unit, target, comparison, gap, gap_ratio, status
-            from analysis.indicators
-            where period = ? and unit_level in ('city', 'county') and target is not null
-            order by unit_level <> 'city', unit_code, headline = 0, headline, indicator_id""", [period]).fetchall()
-        counts = dict(con.execute("""select status, count(*) from analysis.indicators
-                                     where period = ? and unit_level = 'city' and status is not null
-                                     group by status""", [period]).fetchall())
-        completeness = con.execute("""select area_name, sum(expected), sum(received), sum(on_time)
-                                      from analysis.completeness where period = ?
-                                      group by area_code, area_name order by area_code""", [period]).fetchall()
-        run = con.execute("""select files, files_rejected, rows_read, rows_rejected from ingest.runs
-                             where period = ? order by finished_at desc limit 1""", [period]).fetchone()
-    finally:
-        con.close()
+    rows, counts, completeness, run = read_published(db, period, _summary_rows)
     table = [{"单位": name, "指标": ind, "当前值": None if v is None else round(v, 2), "计量单位": u or "",
               "目标": f"{comp}{fmt(t, u)}", "差距": None if gap is None else round(gap, 2),
               "状态": STATUS_ZH.get(status, "—")}
@@ -138,7 +139,7 @@ def summary(db: Path, period: str, files: dict[str, str] | None = None) -> tuple
                   key=lambda r: -r[8])[:10]
     md = [f"# {period} 社会工作专业人才队伍建设月报", ""]
     if run:
-        md.append(f"本月文件 {run[0]} 个（无法读取 {run[1]} 个），数据行 {run[2]} 行（未通过校验 {run[3]} 行）。")
+        md.append(run_line(run) + "。")
     md.append("全市指标：" + "，".join(f"{STATUS_ZH[s]} {counts.get(s, 0)} 项" for s in STATUS_ZH) + "。")
     md += ["", "## 差距最大的指标（市、县区，按相对差距排序）", "",
            "| 单位 | 指标 | 当前值 | 目标 | 差距 | 状态 |", "|---|---|---:|---:|---:|---|"]
@@ -149,6 +150,21 @@ def summary(db: Path, period: str, files: dict[str, str] | None = None) -> tuple
     if files:
         md += ["", "## 报告文件", ""] + [f"- {label}：`{path}`" for label, path in files.items()]
     return "\n".join(md), table
+
+
+def _summary_rows(con: duckdb.DuckDBPyConnection, period: str):
+    rows = con.execute("""
+        select unit_name, unit_level, indicator_name, value, unit, target, comparison, gap, gap_ratio, status
+        from analysis.indicators
+        where period = ? and unit_level in ('city', 'county') and target is not null
+        order by unit_level <> 'city', unit_code, headline = 0, headline, indicator_id""", [period]).fetchall()
+    counts = dict(con.execute("""select status, count(*) from analysis.indicators
+                                 where period = ? and unit_level = 'city' and status is not null
+                                 group by status""", [period]).fetchall())
+    completeness = con.execute("""select area_name, sum(expected), sum(received), sum(on_time)
+                                  from analysis.completeness where period = ?
+                                  group by area_code, area_name order by area_code""", [period]).fetchall()
+    return rows, counts, completeness, latest_run(con, period)
 
 
 def read_published(db: Path, period: str, read: Callable[[duckdb.DuckDBPyConnection, str], T]) -> T:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from . import charts
 from .config import load_settings
 from .errors import ConfigError
-from .report import LEVEL_ZH, STATUS_ZH, fmt, owner_only_file, read_published
+from .report import LEVEL_ZH, STATUS_ZH, fmt, latest_run, month_zh, owner_only_file, read_published, run_line
 
 STATUSES = ("met", "not_met", "on_track", "at_risk")
 COMPARISON_ZH = {">=": "不低于", "<=": "不高于"}
@@ -45,10 +45,6 @@ def target_text(comparison: str | None, target: float | None, unit: str | None) 
 def gap_text(gap: float | None, unit: str | None) -> str:
     # As in the printed table: a target reached is a gap of 0, never a negative one.
     return "—" if gap is None else ("0" if gap <= 0 else fmt(gap, unit))
-
-
-def month_zh(period: str) -> str:
-    return f"{int(period[:4])}年{int(period[5:])}月"
 
 
 def chip(status: str | None) -> str:
@@ -83,9 +79,6 @@ def read_month(con, period: str) -> dict:
         select indicator_id, period, value, target from mart.indicator_values
         where unit_code = ? and period <= ? and value is not null
         order by indicator_id, period""", [city[0], period])
-    run = _rows(con, """
-        select started_at, finished_at, files, files_rejected, rows_read, rows_rejected from ingest.runs
-        where period = ? order by finished_at desc nulls last, started_at desc limit 1""", [period])
     # Worst first: the gap relative to the target, so that persons, per-mille and percent compare.
     gaps = _rows(con, f"""
         select {_IV_COLUMNS} from mart.indicator_values
@@ -94,7 +87,7 @@ def read_month(con, period: str) -> dict:
     months = [r[0] for r in con.execute("""
         select distinct period from mart.reporting_completeness where period <= ?
         order by period desc limit ?""", [period, HEATMAP_MONTHS]).fetchall()][::-1]
-    return {"city": city, "values": values, "history": history, "run": run[0] if run else None, "gaps": gaps,
+    return {"city": city, "values": values, "history": history, "run": latest_run(con, period), "gaps": gaps,
             "months": months, "completeness": read_completeness(con, months)}
 
 
@@ -140,11 +133,10 @@ def _header(data: dict, period: str, tz: ZoneInfo) -> str:
     if run:
         local = lambda t: t.replace(tzinfo=dt.UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M") if t else "—"
         zone = "北京时间" if tz.key == "Asia/Shanghai" else tz.key
-        run_line = (f"汇总运行 {local(run['started_at'])} 至 {local(run['finished_at'])}（{escape(zone)}）；"
-                    f"本月文件 {run['files']:,} 个（无法读取 {run['files_rejected']:,} 个），"
-                    f"数据行 {run['rows_read']:,} 行（未通过校验 {run['rows_rejected']:,} 行）")
+        meta = (f"汇总运行 {local(run['started_at'])} 至 {local(run['finished_at'])}（{escape(zone)}）；"
+                + run_line(run))
     else:
-        run_line = "本月没有运行记录"
+        meta = "本月没有运行记录"
     summary = (f"截至{month_zh(period)}，{escape(city_name)}市级有目标的 {len(city_rows)} 项指标中，"
                f"达标 {counts['met']} 项、未达标 {counts['not_met']} 项、进度正常 {counts['on_track']} 项、"
                f"有风险 {counts['at_risk']} 项")
@@ -161,7 +153,7 @@ def _header(data: dict, period: str, tz: ZoneInfo) -> str:
     cards = "".join(f'<div class="card s-{s}"><span class="n">{counts[s]}</span>'
                     f'<span class="w">{STATUS_ZH[s]}</span></div>' for s in STATUSES)
     return (f'<header><h1>{escape(city_name)}社会工作专业人才队伍建设月报 <span class="period">{month_zh(period)}</span>'
-            f'</h1><p class="meta">统计月份 {period}；{run_line}</p>'
+            f'</h1><p class="meta">统计月份 {period}；{meta}</p>'
             f'<div class="cards" aria-label="市级指标状态">{cards}</div><p class="summary">{summary}</p></header>')
 
 

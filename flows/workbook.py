@@ -14,7 +14,7 @@ from pathlib import Path
 import xlsxwriter
 
 from .errors import ConfigError
-from .report import LEVEL_ZH, STATUS_ZH, owner_only_file, read_published
+from .report import LEVEL_ZH, STATUS_ZH, latest_run, month_zh, owner_only_file, read_published, run_line
 
 # Status fills, shared with the HTML page's colours: green met, blue on track, orange at risk, red missed.
 STATUS_FILL = {"met": "#C8E6C9", "on_track": "#BBDEFB", "at_risk": "#FFE0B2", "not_met": "#FFCDD2"}
@@ -70,8 +70,7 @@ def _gather(con, period: str) -> dict:
         join ingest.files as f on f.period = s.period and f.path = s.path
         left join ref.units as u on u.code = f.sender_code
         where s.period = ? and s.rows_rejected > 0 order by f.sender_code, s.path, s.sheet""", [period]).fetchall()
-    run = con.execute("""select files, files_rejected, rows_read, rows_rejected, finished_at from ingest.runs
-                         where period = ? order by finished_at desc limit 1""", [period]).fetchone()
+    run = latest_run(con, period)
     return {"city": city, "indicators": indicators, "completeness": completeness, "rejected": rejected,
             "rows_rejected": rows_rejected, "run": run}
 
@@ -106,13 +105,9 @@ def _number(sheet, row: int, col: int, value, fmt: dict, key: str = "num") -> No
         sheet.write_number(row, col, round(value, DECIMALS), fmt[key])
 
 
-def _zh_month(period: str) -> str:
-    return f"{period[:4]}年{int(period[5:])}月"
-
-
 def _indicator_sheet(book, fmt, period: str, data: dict) -> None:
     sheet = book.add_worksheet(SHEETS[0])
-    sheet.write_string(0, 0, f"{data['city'][1]}社会工作专业人才队伍建设指标 {_zh_month(period)}（市及各县区）", fmt["title"])
+    sheet.write_string(0, 0, f"{data['city'][1]}社会工作专业人才队伍建设指标 {month_zh(period)}（市及各县区）", fmt["title"])
     head = ["单位", "层级", "序号", "指标", "当前值", "计量单位", "目标", "差距", "相对差距", "期限", "预计到期值",
             "状态", "单独达标社区", "沿用往月数据单位数", "指标编号"]
     sheet.write_row(2, 0, head, fmt["head"])
@@ -161,7 +156,7 @@ def _comparison_sheet(book, fmt, period: str, data: dict) -> None:
     city_code = data["city"][0]
     names = {row[4]: (row[3], row[5], row[7]) for row in data["indicators"]}
     ids.sort(key=lambda i: (names[i][0] == 0, names[i][0], i))
-    sheet.write_string(0, 0, f"各县区指标对比 {_zh_month(period)}：单元格底色为状态（绿 达标，蓝 进度正常，橙 有风险，红 未达标）", fmt["title"])
+    sheet.write_string(0, 0, f"各县区指标对比 {month_zh(period)}：单元格底色为状态（绿 达标，蓝 进度正常，橙 有风险，红 未达标）", fmt["title"])
     n = len(units)
     sheet.write_row(2, 0, ["指标", "计量单位", "县区目标"], fmt["head"])
     sheet.merge_range(1, 3, 1, 2 + n, "当前值", fmt["head"])
@@ -191,7 +186,7 @@ def _comparison_sheet(book, fmt, period: str, data: dict) -> None:
 
 def _completeness_sheet(book, fmt, period: str, data: dict) -> None:
     sheet = book.add_worksheet(SHEETS[2])
-    sheet.write_string(0, 0, f"{_zh_month(period)} 报送情况（按县区、报表；市本级只含市级报表）", fmt["title"])
+    sheet.write_string(0, 0, f"{month_zh(period)} 报送情况（按县区、报表；市本级只含市级报表）", fmt["title"])
     head = ["县（区）", "报表", "应报单位", "已报单位", "按时报送", "报送率（%）", "及时率（%）", "数据行", "未通过校验行"]
     sheet.write_row(2, 0, head, fmt["head"])
     r = 3
@@ -225,7 +220,7 @@ def _completeness_sheet(book, fmt, period: str, data: dict) -> None:
 
 def _rejected_sheet(book, fmt, period: str, data: dict) -> None:
     sheet = book.add_worksheet(SHEETS[3])
-    sheet.write_string(0, 0, f"{_zh_month(period)} 无法读取的文件（{len(data['rejected'])} 个），请相应单位更正后重新报送",
+    sheet.write_string(0, 0, f"{month_zh(period)} 无法读取的文件（{len(data['rejected'])} 个），请相应单位更正后重新报送",
                        fmt["title"])
     head = ["文件", "报送单位", "单位代码", "格式", "收到时间（UTC）", "原因"]
     sheet.write_row(2, 0, head, fmt["head"])
@@ -261,10 +256,9 @@ def _rejected_sheet(book, fmt, period: str, data: dict) -> None:
 def _notes_sheet(book, fmt, period: str, data: dict) -> None:
     sheet = book.add_worksheet(SHEETS[4])
     run = data["run"]
-    lines = [f"{data['city'][1]}社会工作专业人才队伍建设月报 {_zh_month(period)}"]
+    lines = [f"{data['city'][1]}社会工作专业人才队伍建设月报 {month_zh(period)}"]
     if run:
-        lines.append(f"本月文件 {run[0]} 个（无法读取 {run[1]} 个），数据行 {run[2]} 行（未通过校验 {run[3]} 行），"
-                     f"汇总完成于 {run[4]:%Y-%m-%d %H:%M}（UTC）。")
+        lines.append(f"{run_line(run)}，汇总完成于 {run['finished_at']:%Y-%m-%d %H:%M}（UTC）。")
     lines += [
         "状态：达标 = 到期月份已达到目标；未达标 = 到期月份未达到目标；进度正常 / 有风险 = 尚未到期，按近 12 个月（至少 3 个月）"
         "的趋势预计到期值是否能达到目标。",
