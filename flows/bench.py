@@ -56,8 +56,8 @@ def phase_read(period: str, inbox: str) -> dict:
     from .readpool import parse_in_pool
     started = time.perf_counter()
     files = discover(Path(inbox), period)
-    parsed = parse_in_pool(files, Path(inbox) / period, period)
-    rows = sum(len(r) for _, by_form in parsed for r in by_form.values())
+    _, frames = parse_in_pool(files, Path(inbox) / period, period)
+    rows = sum(frame.height for frame in frames.values())
     return {"wall": time.perf_counter() - started, "files": len(files), "rows": rows}
 
 

@@ -8,11 +8,13 @@ progress or an analyst's session is no obstacle.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
+import json
 import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import duckdb
@@ -86,28 +88,77 @@ def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
         con.close()
 
     month_dir = Path(out_dir) / period
-    # A sender who is clean after a correction must not keep last run's list.
-    if month_dir.is_dir():
-        for old in sorted(month_dir.glob("*.xlsx")):
-            old.unlink()
     by_sender: dict[str, list[Problem]] = {}
     for p in problems:
         by_sender.setdefault(p.sender, []).append(p)
-    if not by_sender:
+    year, month = map(int, period.split("-"))
+    lists = {}
+    for code in sorted(by_sender):
+        name = UNKNOWN_NAME if code == UNKNOWN_CODE else names.get(code, UNKNOWN_NAME)
+        lists[f"{safe_file_name(f'{code}-{name}')}.xlsx"] = (code, name, sorted(by_sender[code], key=Problem.sort_key))
+    before = _manifest(month_dir)
+    # A sender who is clean after a correction must not keep last run's list.
+    if month_dir.is_dir():
+        for old in sorted(month_dir.glob("*.xlsx")):
+            if old.name not in lists:
+                old.unlink()
+    if not lists:
+        _manifest_path(month_dir).unlink(missing_ok=True)
         return []
     # Owner-only, like the warehouse: the lists quote what senders typed, row by row.
     for d in (Path(out_dir), month_dir):
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(d, 0o700)
-    year, month = map(int, period.split("-"))
-    written = []
-    for code in sorted(by_sender):
-        name = UNKNOWN_NAME if code == UNKNOWN_CODE else names.get(code, UNKNOWN_NAME)
-        path = month_dir / f"{safe_file_name(f'{code}-{name}')}.xlsx"
-        with owner_only_file(path) as tmp:
-            tmp.write_bytes(_workbook(code, name, year, month, sorted(by_sender[code], key=Problem.sort_key)))
+    written, manifest = [], {}
+    for file_name, (code, name, sender_problems) in lists.items():
+        path = month_dir / file_name
+        made_of = _fingerprint(code, name, year, month, sender_problems)
+        kept = before.get(file_name)
+        # A rerun after a few corrections leaves most senders' lists as they were: a list made of
+        # the same problems (by the same code) is left alone if it is still the file written then.
+        if not (kept and kept[0] == made_of and _sha256(path) == kept[1]):
+            body = _workbook(code, name, year, month, sender_problems)
+            with owner_only_file(path) as tmp:
+                tmp.write_bytes(body)
+            kept = (made_of, hashlib.sha256(body).hexdigest())
+        manifest[file_name] = kept
         written.append(path)
+    with owner_only_file(_manifest_path(month_dir)) as tmp:
+        tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=0, sort_keys=True), encoding="utf-8")
     return written
+
+
+# What a sender's list is made of, besides its problems: this module's code and the writer's
+# version, so that a change to either writes every list again.
+_MAKER = hashlib.sha256(Path(__file__).read_bytes() + xlsxwriter.__version__.encode()).hexdigest()
+
+
+def _fingerprint(code: str, name: str, year: int, month: int, problems: list[Problem]) -> str:
+    h = hashlib.sha256(_MAKER.encode())
+    h.update(json.dumps([code, name, year, month, [list(astuple(p)) for p in problems]],
+                        ensure_ascii=False).encode("utf-8"))
+    return h.hexdigest()
+
+
+def _manifest_path(month_dir: Path) -> Path:
+    """Beside the month's folder, not in it: the folder holds the lists and nothing else."""
+    return month_dir.parent / ".lists" / f"{month_dir.name}.json"
+
+
+def _manifest(month_dir: Path) -> dict[str, tuple[str, str]]:
+    """file name -> (fingerprint of what it was made of, SHA-256 of its bytes) of the last run's lists."""
+    try:
+        raw = json.loads(_manifest_path(month_dir).read_text(encoding="utf-8"))
+        return {k: (v[0], v[1]) for k, v in raw.items()}
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return {}  # none yet, or unreadable: every list is written
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def safe_file_name(stem: str) -> str:

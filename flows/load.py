@@ -183,48 +183,76 @@ def read_cache_table(form: Form) -> str:
     return f"ingest.read_{form.table}"
 
 
-def read_cache(db: Path, period: str, forms: dict[str, Form], key_id: str) -> dict[str, tuple[FileRecord, dict]]:
-    """The month's files as the last run read them (path -> record and rows per form), so that
-    a rerun parses only new or changed files. Empty when the last run used another key."""
+def read_cache(db: Path, period: str, forms: dict[str, Form], key_id: str
+               ) -> tuple[dict[str, FileRecord], dict[str, pl.DataFrame]]:
+    """The month's files as the last run read them: their records by path, and their rows as a
+    frame per form, so that a rerun parses only new or changed files. Empty when the last run
+    used another key."""
     from .read import SheetRecord
     if not db.exists():
-        return {}
+        return {}, {}
     con = duckdb.connect(str(db), read_only=True)
     try:
         have = {f"{a}.{b}" for a, b in con.execute("select table_schema, table_name from information_schema.tables")
                 .fetchall()}
         if not {"ingest.runs", "ingest.files", "ingest.sheets"} <= have:
-            return {}
+            return {}, {}
         last = con.execute("select key_id from ingest.runs where period = ? order by finished_at desc limit 1",
                            [period]).fetchone()
-        if last is None or last[0] != key_id:
-            return {}
-        out: dict[str, tuple[FileRecord, dict]] = {}
+        if last is None or last[0] != key_id or any(read_cache_table(f) not in have for f in forms.values()):
+            return {}, {}
+        records: dict[str, FileRecord] = {}
         for path, sha, size, received, fmt, status, zh, en in con.execute(
                 "select path, sha256, size_bytes, received_at, format, status, reason_zh, reason_en "
                 "from ingest.files where period = ?", [period]).fetchall():
-            out[path] = (FileRecord(path=path, sha256=sha, size_bytes=size, received_at=received, format=fmt,
-                                    status=status, reason_zh=zh, reason_en=en), {})
+            records[path] = FileRecord(path=path, sha256=sha, size_bytes=size, received_at=received, format=fmt,
+                                       status=status, reason_zh=zh, reason_en=en)
         for path, sheet, form, header_row, sender, rows, status, zh, en, headers in con.execute(
                 "select path, sheet, form, header_row, sender, data_rows, status, reason_zh, reason_en, headers "
                 "from ingest.sheets where period = ? order by path, rowid", [period]).fetchall():
-            if path in out:
-                out[path][0].sheets.append(SheetRecord(path=path, sheet=sheet, form=form, header_row=header_row,
-                                                       data_rows=rows, status=status, reason_zh=zh, reason_en=en,
-                                                       sender=sender, headers=json.loads(headers or "{}")))
+            if path in records:
+                records[path].sheets.append(SheetRecord(path=path, sheet=sheet, form=form, header_row=header_row,
+                                                        data_rows=rows, status=status, reason_zh=zh, reason_en=en,
+                                                        sender=sender, headers=json.loads(headers or "{}")))
+        frames = {}
         for form in forms.values():
-            if read_cache_table(form) not in have:
-                return {}
-            cur = con.execute(f"select * exclude (period) from {read_cache_table(form)} where period = ? "
-                              f"order by _file, _sheet, _row", [period])
-            names = [d[0] for d in cur.description]
-            for values in cur.fetchall():
-                row = dict(zip(names, values))
-                if row["_file"] in out:
-                    out[row["_file"]][1].setdefault(form.id, []).append(row)
-        return out
+            # Through Arrow, whole: a province's month is 180,000 rows.
+            schema = frame_schema(form)
+            frame = con.sql(f"select * exclude (period) from {read_cache_table(form)} where period = ? "
+                            f"order by _file, _sheet, _row", params=[period]).pl()
+            frames[form.id] = frame.select(pl.col(n).cast(t) for n, t in schema.items())
+        return records, frames
     finally:
         con.close()
+
+
+def settled_failures(db: Path, period: str, fingerprint: str, files: set[str], forms: dict[str, Form],
+                     skip_rules: tuple[str, ...]) -> dict[str, tuple[set[str], pl.DataFrame]]:
+    """form id -> (files, their failures) for the unchanged `files` of the month, when its last run
+    validated with the same `fingerprint` (validate.fingerprint); else nothing, and every row is
+    validated again. `skip_rules` are the warnings the roll-up adds, which it adds again."""
+    from .validate import FAILURE_SCHEMA
+    if not files or not db.exists():
+        return {}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        have = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                          "where table_schema = 'ingest' and table_name = 'runs'").fetchall()}
+        if "validated_with" not in have:
+            return {}
+        # fetchall, not fetchone: DuckDB 2 refuses the next statement while a result is unfinished.
+        last = con.execute("select validated_with from ingest.runs where period = ? order by finished_at desc "
+                           "limit 1", [period]).fetchall()
+        if not last or last[0][0] != fingerprint:
+            return {}
+        con.register("settled_files", pl.DataFrame({"path": sorted(files)}, schema={"path": pl.String}))
+        failures = con.sql(f"select {', '.join(FAILURE_SCHEMA)} from ingest.failures "
+                           f"where period = ? and path in (select path from settled_files) "
+                           f"and rule not in (select unnest(?)) order by all",
+                           params=[period, list(skip_rules)]).pl()
+    finally:
+        con.close()
+    return {form_id: (files, failures.filter(pl.col("form") == form_id).cast(FAILURE_SCHEMA)) for form_id in forms}
 
 
 def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:

@@ -39,77 +39,87 @@ def discover_files(inbox: Path, period: str) -> list[Path]:
 
 @task(cache_policy=NONE)
 def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path
-                    ) -> tuple[dict[int, tuple[read.FileRecord, dict[str, list[dict]]]], list[int]]:
-    """Files unchanged (same SHA-256) since the month's last run, taken from it by their index;
-    and the indexes of the files to parse."""
+                    ) -> tuple[dict[int, read.FileRecord], dict[str, pl.DataFrame], list[int]]:
+    """Files unchanged (same SHA-256) since the month's last run, taken from it: their records by
+    index, and their rows per form; and the indexes of the files to parse."""
     forms = load_forms(SCHEMAS)
-    cache = load.read_cache(db, period, forms, pii.key_id(pii.load_key()))
+    cached, rows = load.read_cache(db, period, forms, pii.key_id(pii.load_key()))
     root = inbox / period
     hits, todo = {}, []
     for i, path in enumerate(files):
-        hit = cache.get(path.relative_to(root).as_posix())
+        record = cached.get(path.relative_to(root).as_posix())
         # Only a file that could be a hit is read to compare it; a link or an oversized file is
         # left to read_file, which judges it without holding its bytes.
-        readable = hit and not path.is_symlink() and path.stat().st_size <= read.MAX_FILE_BYTES
+        readable = record and not path.is_symlink() and path.stat().st_size <= read.MAX_FILE_BYTES
         data = path.read_bytes() if readable else b""
-        if hit and data and hit[0].sha256 == hashlib.sha256(data).hexdigest():
-            record, by_form = hit
+        if record and data and record.sha256 == hashlib.sha256(data).hexdigest():
             # Same content: only the modification time may have moved, as a first run would see it.
             record.received_at = read.file_time(path)
-            for form_rows in by_form.values():
-                for r in form_rows:
-                    r["_received_at"] = record.received_at
-            hits[i] = (record, by_form)
+            hits[i] = record
         else:
             todo.append(i)
-    return hits, todo
+    received = {r.path: r.received_at for r in hits.values()}
+    kept = pl.DataFrame({"_file": list(received), "_received_at": list(received.values())},
+                        schema={"_file": pl.String, "_received_at": pl.Datetime("us")})
+    rows = {form_id: frame.drop("_received_at").join(kept, on="_file", how="inner", maintain_order="left")
+            .select(frame.columns) for form_id, frame in rows.items()}
+    return hits, rows, todo
 
 
 @task(cache_policy=NONE)
-def read_files(paths: list[Path], inbox: Path, period: str) -> list[tuple[read.FileRecord, dict[str, list[dict]]]]:
+def read_files(paths: list[Path], inbox: Path, period: str) -> readpool.Parsed:
     """Every new or changed file read (or recorded with why it could not be), on every core."""
     parsed = readpool.parse_in_pool(paths, inbox / period, period)
-    if parsed:
-        faults.checkpoint("reading")
+    faults.checkpoint("reading")
     return parsed
 
 
 @task(cache_policy=NONE)
-def read_batch(paths: list[Path], inbox: Path, period: str) -> list[tuple[read.FileRecord, dict[str, list[dict]]]]:
-    """A share of the files read by one worker of a distributed task runner."""
-    return readpool.parse_files(paths, inbox / period, period)
+def read_batch(paths: list[str], inbox: str, period: str) -> readpool.Parsed:
+    """A share of the files read by one worker of a distributed task runner. Paths travel as
+    strings: Dask tokenizes a task's arguments by pickling anything it does not know, which for
+    Path objects cost 0.1 s a batch in the flow's process, 8 s a province month."""
+    return readpool.parse_files([Path(p) for p in paths], Path(inbox) / period, period)
 
 
 def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: str
-               ) -> tuple[list[read.FileRecord], dict[str, list[dict]], int]:
-    """The month's file records and rows per form, in file order; unchanged files since the
-    month's last run are taken from it instead of being parsed again."""
-    hits, todo = reuse_unchanged(files, inbox, period, db)
+               ) -> tuple[list[read.FileRecord], dict[str, pl.DataFrame], set[str]]:
+    """The month's file records, in file order, its rows as a frame per form, and the files taken
+    from the month's last run: unchanged since, they are not parsed again."""
+    if files:
+        # Meanwhile: the last run's rows are fetched and the files hashed (a rerun), or the files
+        # are read in other processes (a first run).
+        validate.import_early()
+    hits, cached, todo = reuse_unchanged(files, inbox, period, db)
     new = [files[i] for i in todo]
     if runner == "dask" and new:
         # A task per batch, spread over the runner's workers (processes, or other machines).
         size = readpool.TASK_FILES
-        batches = [new[i:i + size] for i in range(0, len(new), size)]
-        futures = read_batch.map(batches, inbox=unmapped(inbox), period=unmapped(period))
-        parsed = [r for f in futures for r in f.result()]
+        batches = [[str(p) for p in new[i:i + size]] for i in range(0, len(new), size)]
+        futures = read_batch.map(batches, inbox=unmapped(str(inbox)), period=unmapped(period))
+        parsed, fresh = readpool.combine([f.result() for f in futures])
         faults.checkpoint("reading")
     else:
-        parsed = read_files(new, inbox, period) if new else []
-    by_index = hits | dict(zip(todo, parsed))
-    records, rows = [], {}
-    for i in range(len(files)):
-        record, by_form = by_index[i]
-        records.append(record)
-        for form_id, form_rows in by_form.items():
-            rows.setdefault(form_id, []).extend(form_rows)
+        parsed, fresh = read_files(new, inbox, period) if new else readpool.combine([])
+    by_index: dict[int, read.FileRecord] = hits | dict(zip(todo, parsed))
+    records = [by_index[i] for i in range(len(files))]
+    order = {r.path: n for n, r in enumerate(records)}
+    frames = {}
+    for form_id in load_forms(SCHEMAS):
+        frame = pl.concat([cached[form_id], fresh[form_id]]) if form_id in cached else fresh[form_id]
+        # In file order, as a first run reads them: the newest-file-wins rule depends on it.
+        frames[form_id] = frame.sort(pl.col("_file").replace_strict(order, return_dtype=pl.Int64),
+                                     maintain_order=True)
     log.info("%s: %d files read, %d unchanged since the last run taken from it", period, len(new), len(hits))
-    return records, rows, len(hits)
+    return records, frames, {r.path for r in hits.values()}
 
 
 @task(cache_policy=NONE)
-def identify_senders(records: list[read.FileRecord], rows: dict[str, list[dict]], tree: Tree) -> dict:
+def identify_senders(records: list[read.FileRecord], frames: dict[str, pl.DataFrame], tree: Tree) -> dict:
     """Who sent each file and sheet; returns what validation needs to know of each sheet."""
-    senders = file_senders(records, rows, tree)
+    codes = [pair for frame in frames.values() if "unit_code" in frame.columns
+             for pair in frame.select("_file", "unit_code").unique().iter_rows()]
+    senders = file_senders(records, codes, tree)
     for r in records:
         r.sender_code = senders.get(r.path)
         for sh in r.sheets:
@@ -119,18 +129,31 @@ def identify_senders(records: list[read.FileRecord], rows: dict[str, list[dict]]
 
 
 @task(cache_policy=NONE)
-def validate_form(form_id: str, rows: list[dict], tree: Tree, sheets: dict):
-    """One form's rows of the month through its suite."""
+def settled_validation(db: Path, period: str, fingerprint: str, reused: set[str]
+                       ) -> dict[str, tuple[set[str], pl.DataFrame]]:
+    """The last run's validation of the unchanged files, per form, if it used the same rules."""
+    settled = load.settled_failures(db, period, fingerprint, reused, load_forms(SCHEMAS), rollup.CHECK_RULES)
+    if reused:
+        log.info("%s: %s", period, f"validation of {len(reused)} unchanged files taken from the last run" if settled
+                 else "every file validated again (first run with these rules, forms or registry)")
+    return settled
+
+
+@task(cache_policy=NONE)
+def validate_form(form_id: str, frame: pl.DataFrame, tree: Tree, sheets: dict,
+                  settled: tuple[set[str], pl.DataFrame] | None = None):
+    """One form's rows of the month through its suite (rows of settled files excepted)."""
     form = load_forms(SCHEMAS)[form_id]
-    frame = read.to_frame(form, rows)
-    checked, failures, result = validate.validate(form, frame, tree, sheets)
+    frame = frame.with_row_index("_row_id")
+    checked, failures, result = validate.validate(form, frame, tree, sheets, settled)
     faults.checkpoint("validating")
     return form, checked, failures, result
 
 
 @task(cache_policy=NONE)
 def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datetime, inbox: Path,
-                     records, staged, flow_run_id: str | None, reused: int = 0) -> None:
+                     records, staged, flow_run_id: str | None, reused: int = 0, validated_with: str | None = None
+                     ) -> None:
     """Load the month into the building warehouse and compute its roll-up and indicators."""
     settings = load_settings()
     forms = load_forms(SCHEMAS)
@@ -150,11 +173,11 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
         con.execute("insert into ingest.runs (run_id, period, flow_run_id, started_at, finished_at, inbox, files, "
-                    "files_rejected, rows_read, rows_rejected, status, key_id, files_reused) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?)",
+                    "files_rejected, rows_read, rows_rejected, status, key_id, files_reused, validated_with) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?)",
                     [run_id, period, flow_run_id, started, dt.datetime.now(dt.UTC).replace(tzinfo=None),
                      str(inbox), len(records), sum(r.status == "rejected" for r in records), rows_read,
-                     rows_rejected, pii.key_id(pii.load_key()), reused])
+                     rows_rejected, pii.key_id(pii.load_key()), reused, validated_with])
         con.execute("commit")
         con.execute("checkpoint")
     finally:
@@ -243,20 +266,23 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
 
     with publish.run_lock(db_path):
         files = discover_files(inbox_path, period)
-        records, rows, reused = read_month(files, inbox_path, period, db_path, settings.task_runner)
-        # quote(): Prefect would otherwise walk every row and record of the month looking for
+        records, frames, reused = read_month(files, inbox_path, period, db_path, settings.task_runner)
+        # quote(): Prefect would otherwise walk every record and sheet of the month looking for
         # futures in the arguments, which at province scale takes longer than the work itself.
-        sheets = identify_senders(quote(records), quote(rows), quote(tree))
+        sheets = identify_senders(quote(records), quote(frames), quote(tree))
+        forms = load_forms(SCHEMAS)
+        fingerprint = validate.fingerprint(forms, tree)
+        settled = settled_validation(db_path, period, fingerprint, quote(reused))
         staged, results = {}, []
-        for form_id in sorted(load_forms(SCHEMAS)):
-            form, checked, failures, result = validate_form(form_id, quote(rows.get(form_id, [])), quote(tree),
-                                                            quote(sheets))
+        for form_id in sorted(forms):
+            form, checked, failures, result = validate_form(form_id, quote(frames[form_id]), quote(tree),
+                                                            quote(sheets), quote(settled.get(form_id)))
             staged[form_id] = (form, checked, failures)
             results.append(result)
         building = publish.prepare(db_path, run_id, settings.storage_version)
         try:
             load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
-                             flow_run_id, reused)
+                             flow_run_id, len(reused), fingerprint)
             publish_warehouse(building, db_path)
         except Exception as exc:
             # A disk that fills up while the month is built: the same clear message as before the run.
@@ -275,5 +301,5 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
              period, len(records), len(rejected_files), rows_rejected, db_path)
     return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
             "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected,
-            "files_reused": reused, "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
+            "files_reused": len(reused), "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
             "data_docs": str(docs), "reports": reports}

@@ -33,7 +33,7 @@ import python_calamine
 
 from .errors import ConfigError, FileRejected, printable
 from .schemas import Field, Form, normalise_header
-from .values import convert, credit_code_valid, id_number_valid, id_sex, is_blank, text_of
+from .values import BLANK_TEXTS, convert, credit_code_valid, id_number_valid, id_sex, is_blank, text_of
 from . import pii
 
 log = logging.getLogger("shegong")
@@ -122,11 +122,10 @@ def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
 
 def parse_workbook(ext: str, data: bytes) -> list[tuple[str, int, list[list]]]:
     """The sheets of a workbook, as _sheets_of gives them; runs in the reader process."""
-    if ext in ZIPPED:
-        check_container(data)
+    flagged = check_container(data) if ext in ZIPPED else set()
     try:
         wb = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
-        errors = _xlsx_error_cells(data) if ext in (".xlsx", ".xlsm") else {}
+        errors = _xlsx_error_cells(data, flagged) if ext in (".xlsx", ".xlsm") and flagged else {}
         out = []
         for name in wb.sheet_names:
             sheet = wb.get_sheet_by_name(name)
@@ -161,10 +160,12 @@ _BOMB_ZH = ("文件解压后过大（超过 {mb} MB），不是正常的报表�
 _DTD = re.compile(rb"<\x00?!\x00?(?:[Dd]\x00?[Oo]\x00?[Cc]|[Ee]\x00?[Nn]\x00?[Tt])")
 
 
-def check_container(data: bytes) -> None:
+def check_container(data: bytes) -> set[str]:
     """Refuse a zip container (.xlsx, .ods) whose parts inflate beyond what any report needs, or
     whose XML declares a DTD, before the spreadsheet reader inflates and parses it. Sizes are
-    measured by inflating, not taken from the headers, which a crafted file can state falsely."""
+    measured by inflating, not taken from the headers, which a crafted file can state falsely.
+    Returns the parts that hold a cell of error type (t="e"), noted on the way: only those are
+    inflated again to find the error cells."""
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
         parts = z.infolist()
@@ -184,7 +185,7 @@ def check_container(data: bytes) -> None:
     if big is not None and (big.file_size > MAX_PART_BYTES or stated > MAX_INFLATED_BYTES):
         raise FileRejected(_BOMB_ZH.format(mb=mb), f"zip container states {stated} bytes inflated "
                                                    f"(part {big.filename!r}: {big.file_size} bytes)")
-    inflated = 0
+    inflated, flagged = 0, set()
     for part in parts:
         name = part.filename.lower()
         if part.is_dir() or not name.endswith((".xml", ".rels", ".vml", ".bin")):
@@ -196,6 +197,8 @@ def check_container(data: bytes) -> None:
                     inflated += len(chunk)
                     if inflated > MAX_INFLATED_BYTES:
                         raise FileRejected(_BOMB_ZH.format(mb=mb), f"zip container inflates beyond {mb} MB")
+                    if not name.endswith(".bin") and _ERROR_TYPE in tail + chunk:
+                        flagged.add(part.filename)
                     if not name.endswith(".bin") and _DTD.search(tail + chunk):
                         raise FileRejected(
                             "文件内含有 XML 文档类型定义（DOCTYPE/ENTITY），正常的 Excel、WPS 文件不会包含，"
@@ -208,15 +211,20 @@ def check_container(data: bytes) -> None:
             # A bad CRC is also how a part longer than its header says shows itself.
             raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
                                f"zip part {part.filename!r} cannot be inflated: {exc}") from None
+    return flagged
 
 
 # Formula text holds no raw '<' (XML escapes it), so [^<]* keeps this linear on any input.
 _ERROR_CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*?t="e"[^>]*>(?:<f[^>]*>[^<]*</f>|<f[^>]*/>)?<v>([^<]*)</v>')
 
 
-def _xlsx_error_cells(data: bytes) -> dict[str, dict[tuple[int, int], str]]:
-    """Cells holding an error value (#DIV/0!, #N/A, ...) per sheet of an xlsx: the spreadsheet
-    reader gives them as blank, which would silently turn a broken formula into "not reported"."""
+_ERROR_TYPE = b't="e"'
+
+
+def _xlsx_error_cells(data: bytes, flagged: set[str]) -> dict[str, dict[tuple[int, int], str]]:
+    """Cells holding an error value (#DIV/0!, #N/A, ...) per sheet of an xlsx, looked for in the
+    parts check_container flagged: the spreadsheet reader gives them as blank, which would
+    silently turn a broken formula into "not reported"."""
     out: dict[str, dict[tuple[int, int], str]] = {}
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
@@ -229,6 +237,8 @@ def _xlsx_error_cells(data: bytes) -> dict[str, dict[tuple[int, int], str]]:
     for name, rid in re.findall(rb'<sheet [^>]*?name="([^"]+)"[^>]*?r:id="([^"]+)"', book):
         target = targets.get(rid, b"").decode().lstrip("/")
         path = target if target.startswith("xl/") else f"xl/{target}"
+        if path not in flagged:
+            continue
         try:
             xml = z.read(path)
         except KeyError:
@@ -448,12 +458,13 @@ class Layout:
     headers: dict[str, str]  # field name -> header text as sent
 
 
-def _labels(rows: list[list], r: int, two: bool) -> list[list[str]]:
-    """Candidate labels of each column for a header starting at row r (one or two rows)."""
-    top = [text_of(c) or "" for c in rows[r]]
+def _labels(texts: _Texts, r: int, two: bool) -> list[list[str]]:
+    """Candidate labels of each column for a header starting at row r (one or two rows); `texts`
+    are the head rows' cells as text ("" for blank)."""
+    top = texts[r]
     if not two:
         return [[t] for t in top]
-    bottom = [text_of(c) or "" for c in rows[r + 1]] if r + 1 < len(rows) else []
+    bottom = texts[r + 1] if r + 1 < len(texts) else []
     width = max(len(top), len(bottom))
     filled, last = [], ""
     for i in range(width):  # a merged parent cell is written in its first column only
@@ -468,12 +479,12 @@ def _labels(rows: list[list], r: int, two: bool) -> list[list[str]]:
     return out
 
 
-def _match(form: Form, labels: list[list[str]]) -> tuple[dict[int, Field], dict[str, str]]:
-    words = {w: f for f in form.fields for w in f.match_words}
+def _match(form: Form, labels: list[list[str]], norm) -> tuple[dict[int, Field], dict[str, str]]:
+    words = form.match_words
     columns, headers = {}, {}
     for i, cands in enumerate(labels):
         for c in cands:
-            f = words.get(normalise_header(c))
+            f = words.get(norm(c))
             if f and f.name not in headers:
                 # As the sender reads it in a message: a line break inside the cell is not a word.
                 columns[i], headers[f.name] = f, re.sub(r"[\r\n]+", "", c).strip()
@@ -481,10 +492,37 @@ def _match(form: Form, labels: list[list[str]]) -> tuple[dict[int, Field], dict[
     return columns, headers
 
 
+class _Texts:
+    """The head rows' cells as text ("" for blank), each row made when first looked at: the
+    header is usually found in the first few rows, and the rest are never needed."""
+
+    def __init__(self, rows: list[list]):
+        self.rows, self.done = rows, {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, r: int) -> list[str]:
+        texts = self.done.get(r)
+        if texts is None:
+            texts = self.done[r] = [text_of(c) or "" for c in self.rows[r]]
+        return texts
+
+
 def recognise(rows: list[list], forms: dict[str, Form]) -> Layout | None:
     """The form and header of a sheet, from its content: 表号, title, then header words."""
     head = rows[:HEAD_ROWS]
-    texts = [normalise_header(c) for row in head for c in row if not is_blank(c)]
+    # Every candidate form, row and header depth looks at the same few hundred head texts: each
+    # is folded once per sheet. (Only text can name a form: numbers and dates are skipped.)
+    folded: dict[str, str] = {}
+
+    def norm(text: str) -> str:
+        n = folded.get(text)
+        if n is None:
+            n = folded[text] = normalise_header(text)
+        return n
+    # (Folded, a blank cell is "" or a placeholder such as "-", which names no form either.)
+    texts = [t for row in head for c in row if isinstance(c, str) and (t := norm(c)) and t not in BLANK_TEXTS]
     hinted = set()
     for t in texts:
         m = _FORM_NO.search(t)
@@ -496,10 +534,15 @@ def recognise(rows: list[list], forms: dict[str, Form]) -> Layout | None:
                 hinted.add(form.id)
     candidates = [forms[f] for f in sorted(hinted) if f in forms] or list(forms.values())
     best, best_score = None, 0
+    cells = _Texts(rows[:HEAD_ROWS + 1])
     for form in candidates:
         for r in range(len(head)):
+            if best_score >= len(form.fields):
+                # Every field found in one row: no later row of this form can score higher (the
+                # first best wins a tie), and the rows below a header are data, so stop looking.
+                break
             for two in (False, True):
-                columns, headers = _match(form, _labels(rows, r, two))
+                columns, headers = _match(form, _labels(cells, r, two), norm)
                 score = len(columns) - (0.5 if two else 0)  # prefer one header row on a tie
                 if score > best_score:
                     best, best_score = Layout(form, r, 2 if two else 1, columns, headers), score
@@ -587,26 +630,56 @@ def _checkbox_columns(layout: Layout, data: list[list]) -> set[int]:
     return out
 
 
-def _convert_row(layout: Layout, row: list, key: bytes, checkbox: set[int] = frozenset()) -> dict:
+class _Column:
+    """How one column of a sheet becomes fields of a row: the field, the names of what it yields,
+    and the conversions already made in this sheet. Offices repeat the same few values down a
+    column (是/否, small counts, the same township), and conversion is the costliest step of
+    reading; the memo is keyed by type as well as value, since True == 1 == 1.0 in Python."""
+    __slots__ = ("index", "field", "name", "ok", "raw", "valid", "checkbox", "memo")
+
+    def __init__(self, index: int, f: Field, checkbox: bool):
+        self.index, self.field, self.checkbox = index, f, checkbox
+        # One string object per name for the whole sheet: rows pickle smaller and faster.
+        self.name, self.ok, self.raw, self.valid = f.name, f"{f.name}__ok", f"{f.name}__raw", f"{f.name}__valid"
+        # ID numbers are unique per row, and are not kept a moment longer than their row needs.
+        self.memo: dict | None = None if f.type == "id_number" else {}
+
+
+def _columns(layout: Layout, checkbox: set[int] = frozenset()) -> list[_Column]:
+    return [_Column(i, f, i in checkbox) for i, f in layout.columns.items()]
+
+
+def _convert_row(columns: list[_Column], row: list, key: bytes) -> dict:
     out = {}
-    for i, f in layout.columns.items():
-        value = row[i] if i < len(row) else None
-        if i in checkbox and is_blank(value):
+    width = len(row)
+    for col in columns:
+        value = row[col.index] if col.index < width else None
+        if col.checkbox and is_blank(value):
             value = "否"
-        typed, ok = convert(f, value)
-        if f.type == "id_number":
+        f = col.field
+        if col.memo is None:
+            typed, ok = convert(f, value)
             # Hash at once: the ID number itself goes no further than this function.
-            out[f.name] = pii.person_key(key, typed) if typed else None
+            out[col.name] = pii.person_key(key, typed) if typed else None
             valid = id_number_valid(typed) if typed else None
-            out[f"{f.name}__valid"] = valid
+            out[col.valid] = valid
             out["sex_from_id"] = id_sex(typed) if valid else None
             out["birth_year"] = int(typed[6:10]) if valid else None
-        else:
-            out[f.name] = typed
-            if f.type == "credit_code":
-                out[f"{f.name}__valid"] = credit_code_valid(typed) if typed else None
-        out[f"{f.name}__ok"] = ok
-        out[f"{f.name}__raw"] = None if ok else ("（已隐去）" if f.personal else text_of(value))
+            out[col.ok] = ok
+            out[col.raw] = None if ok else "（已隐去）"
+            continue
+        memo_key = (type(value), value)
+        done = col.memo.get(memo_key)
+        if done is None:
+            typed, ok = convert(f, value)
+            done = (typed, ok, None if ok else ("（已隐去）" if f.personal else text_of(value)),
+                    (credit_code_valid(typed) if typed else None) if f.type == "credit_code" else None)
+            col.memo[memo_key] = done
+        out[col.name] = done[0] if f.type != "multi" else (list(done[0]) if done[0] is not None else None)
+        if f.type == "credit_code":
+            out[col.valid] = done[3]
+        out[col.ok] = done[1]
+        out[col.raw] = done[2]
     return out
 
 
@@ -702,7 +775,7 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
             sheet.status, sheet.reason_zh, sheet.reason_en = "rejected", refusal.zh, refusal.en
             log.warning("sheet rejected: %s [%s]: %s", printable(rel), printable(name), printable(refusal.en))
             continue
-        checkbox = _checkbox_columns(layout, data)
+        columns = _columns(layout, _checkbox_columns(layout, data))
         out = rows_by_form.setdefault(form.id, [])
         for offset, row in enumerate(data):
             i = layout.header_start + layout.header_rows + offset
@@ -710,7 +783,7 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
                 continue
             if _is_footer_or_total(row, layout):
                 continue
-            values = _convert_row(layout, row, key, checkbox)
+            values = _convert_row(columns, row, key)
             values.update(_file=rel, _sheet=name, _row=first_row + i, _received_at=record.received_at)
             out.append(values)
             sheet.data_rows += 1
@@ -742,13 +815,19 @@ def frame_schema(form: Form) -> dict:
     return schema
 
 
-def to_frame(form: Form, rows: list[dict]):
-    """The month's rows of one form as a Polars frame; absent columns are all-missing, never 0."""
+def rows_frame(form: Form, rows: list[dict]):
+    """Rows as read_file gives them as a frame of the form's columns (no row index). A column a
+    sheet did not have is missing in its rows, never 0; its reading flag is True (nothing to
+    misread). Built by Polars from the dicts: a province's month is 180,000 rows."""
     import polars as pl
     schema = frame_schema(form)
-    cols = {name: [r.get(name, True if name.endswith("__ok") else None) for r in rows] for name in schema}
-    frame = pl.DataFrame(cols, schema=schema)
-    return frame.with_row_index("_row_id")
+    frame = pl.from_dicts(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+    return frame.with_columns(pl.col(n).fill_null(True) for n in schema if n.endswith("__ok"))
+
+
+def to_frame(form: Form, rows: list[dict]):
+    """The month's rows of one form as a Polars frame, with the `_row_id` validation reports by."""
+    return rows_frame(form, rows).with_row_index("_row_id")
 
 
 if __name__ == "__main__":  # python -m flows.read: the reader process

@@ -7,34 +7,56 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import pii, read
 from .config import SCHEMAS
 from .schemas import load_forms
 
+if TYPE_CHECKING:
+    import polars as pl
+
 # Files parsed at once by one worker of the pool: enough to keep both cores busy, few enough
 # that a slow file does not leave the other worker idle at the end.
 CHUNK_FILES = 8
-# Files per Prefect task on a distributed runner: a task run's bookkeeping (API calls, states,
-# shipping results back) costs about 0.1 s, which 8 files do not pay for and 64 do.
-TASK_FILES = 64
+# Files per Prefect task on a distributed runner. Submitting a task costs the flow's process about
+# 0.3 s (prefect-dask serialises the run's context, Dask tokenizes the task): 66 tasks of 64 files
+# made a province month 10 s slower than 17 tasks of 256, which still spread over the workers.
+TASK_FILES = 256
 POOL_MIN_FILES = 24  # fewer files than this are parsed in this process: a pool costs ~1 s to start
 
 
-def parse_files(paths: list[Path], root: Path, period: str) -> list[tuple[read.FileRecord, dict[str, list[dict]]]]:
-    """Each file parsed, in order; runs in a pool worker, a Dask worker, or this process."""
+Parsed = tuple[list[read.FileRecord], dict[str, "pl.DataFrame"]]
+
+
+def parse_files(paths: list[Path], root: Path, period: str) -> Parsed:
+    """Each file parsed: the files' records, in order, and their rows as a frame per form (in
+    file order). Runs in a pool worker, a Dask worker, or this process; frames, not rows, travel
+    back, and are made here, on the worker's core."""
     forms = load_forms(SCHEMAS)
     key = pii.load_key()  # each process loads it: it never travels with the work
-    out = []
+    records, rows = [], {form_id: [] for form_id in forms}
     for path in paths:
         # read_file reads the bytes itself, after its checks of links and size: a file over the
         # size limit is never held in memory.
-        out.append(read.read_file(path, root, period, forms, key))
-    return out
+        record, by_form = read.read_file(path, root, period, forms, key)
+        records.append(record)
+        for form_id, form_rows in by_form.items():
+            rows[form_id].extend(form_rows)
+    return records, {form_id: read.rows_frame(forms[form_id], form_rows) for form_id, form_rows in rows.items()}
 
 
-def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | None = None
-                  ) -> list[tuple[read.FileRecord, dict[str, list[dict]]]]:
+def combine(parts: list[Parsed]) -> Parsed:
+    """Parts parsed separately, as one: records and rows in the parts' order."""
+    import polars as pl
+    records = [r for part_records, _ in parts for r in part_records]
+    forms = load_forms(SCHEMAS)
+    frames = {form_id: pl.concat([frames[form_id] for _, frames in parts]) if parts
+              else read.rows_frame(form, []) for form_id, form in forms.items()}
+    return records, frames
+
+
+def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | None = None) -> Parsed:
     """The files parsed on every core, results in the order of `paths` (the same as one process
     gives: the rerun cache and the newest-file-wins rule depend on that order)."""
     workers = workers or min(os.cpu_count() or 1, max(1, len(paths) // CHUNK_FILES))
@@ -46,8 +68,7 @@ def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | Non
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_log_like, initargs=_log_setup()) as pool:
-        parts = pool.map(parse_files, chunks, [root] * len(chunks), [period] * len(chunks))
-        return [r for part in parts for r in part]
+        return combine(list(pool.map(parse_files, chunks, [root] * len(chunks), [period] * len(chunks))))
 
 
 def _log_setup() -> tuple[int, list[tuple[str | None, str | None]]]:

@@ -10,6 +10,7 @@ import json
 import tomllib
 
 import duckdb
+import polars as pl
 
 from .config import SQL
 from .load import literal
@@ -27,6 +28,8 @@ ORDER = (
 )
 # Appended by every run and never cleared: the history of what each run computed.
 APPEND_ONLY = {"marts/indicator_history"}
+# The warnings the roll-up adds to ingest.failures (sql/checks), beside validation's.
+CHECK_RULES = ("month_on_month", "roster_conflict")
 
 
 def table_name(step: str) -> str:
@@ -118,9 +121,17 @@ def _check(name: str) -> str:
 
 def _warn(con, period: str, run_id: str, warnings: list[tuple]) -> int:
     """Warnings into ingest.failures: (form, path, sheet, row, field, header, value, rule, detail)."""
-    for form_id, path, sheet, excel_row, field, header, value, rule, detail in warnings:
-        con.execute("insert into ingest.failures (period, form, path, sheet, excel_row, field, column_header, value, "
-                    "rule, severity, message_zh, detail_zh, run_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'warning', ?, ?, ?)",
-                    [period, form_id, path, sheet, excel_row, field, header, value, rule,
-                     f"文件「{path}」工作表「{sheet}」第 {excel_row} 行：{detail}", detail, run_id])
+    if warnings:
+        # One insert for all: a province's month has thousands, and a statement each took seconds.
+        names = ("form", "path", "sheet", "excel_row", "field", "column_header", "value", "rule", "detail_zh")
+        frame = pl.DataFrame(warnings, schema=dict.fromkeys(names, pl.String) | {"excel_row": pl.Int64},
+                             orient="row")
+        frame = frame.with_columns(
+            period=pl.lit(period), severity=pl.lit("warning"), run_id=pl.lit(run_id),
+            message_zh=pl.format("文件「{}」工作表「{}」第 {} 行：{}", "path", "sheet", "excel_row", "detail_zh"))
+        con.register("incoming_warnings", frame)
+        try:
+            con.execute("insert into ingest.failures by name select * from incoming_warnings")
+        finally:
+            con.unregister("incoming_warnings")
     return len(warnings)

@@ -85,6 +85,11 @@ class Form:
     expected: str = "rows"  # completeness: a row per unit of unit_levels, or a list per sender
     path: Path | None = field(default=None, compare=False)
 
+    @functools.cached_property
+    def match_words(self) -> dict[str, Field]:
+        """Every normalised header word of the form, to the field it names."""
+        return {w: f for f in self.fields for w in f.match_words}
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:

@@ -2,18 +2,20 @@
 all its rows, else a folder named after a unit. Feedback goes to that unit."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from .read import FileRecord
 from .registry import Tree
 
-def file_senders(records: list[FileRecord], rows_by_form: dict[str, list[dict]], tree: Tree) -> dict[str, str | None]:
-    """path -> sender unit code, for every file of the month."""
+def file_senders(records: list[FileRecord], unit_codes: Iterable[tuple[str, str | None]], tree: Tree
+                 ) -> dict[str, str | None]:
+    """path -> sender unit code, for every file of the month; `unit_codes` are the (file, unit
+    code) pairs of the month's rows."""
     codes: dict[str, set[str]] = {}
-    for rows in rows_by_form.values():
-        for r in rows:
-            if r.get("unit_code") in tree.name:
-                codes.setdefault(r["_file"], set()).add(r["unit_code"])
+    for path, code in unit_codes:
+        if code in tree.name:
+            codes.setdefault(path, set()).add(code)
     out = {}
     for rec in records:
         named = {tree.resolve(s.sender) for s in rec.sheets if s.sender} - {None}

@@ -4,9 +4,14 @@ with an error are kept out of the roll-up, and the run goes on.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -52,6 +57,13 @@ def _gx():
     # context: not news for anyone running the month.
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     return gx
+
+
+def import_early() -> None:
+    """Start importing Great Expectations in a thread: it takes seconds, which the flow spends
+    reading files in other processes meanwhile. Validation's own import then finds it loaded (or
+    waits on Python's import lock for the rest of it)."""
+    threading.Thread(target=_gx, name="import-great-expectations", daemon=True).start()
 
 
 _CONTEXT = None
@@ -182,16 +194,40 @@ def derive(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> pl.DataFrame:
     return frame
 
 
-def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str], dict]
-             ) -> tuple[pl.DataFrame, pl.DataFrame, object]:
+def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str], dict],
+             settled: tuple[set[str], pl.DataFrame] | None = None) -> tuple[pl.DataFrame, pl.DataFrame, object]:
     """Run the form's suite over the month's frame: (frame with `accepted`, failures, GX result).
 
     `sheets` maps (file, sheet) to {"headers": field -> header as sent, "sender": 填报单位 text,
-    "sender_code": the unit it names, if any}.
+    "sender_code": the unit it names, if any}. `settled` is (files, their failures): files the
+    month's last run validated with the same suites and registry (see `fingerprint`), unchanged
+    since; their rows are not run through the suite again, the failures found then stand. Every
+    check is of one row and its sheet, so that gives what a new validation would.
     """
     if frame.height == 0:
         return frame.with_columns(accepted=pl.lit(True)), pl.DataFrame(schema=FAILURE_SCHEMA), None
     frame = derive(form, frame, tree, sheets)
+    files, known = settled if settled else (set(), pl.DataFrame(schema=FAILURE_SCHEMA))
+    todo = frame.filter(~pl.col("_file").is_in(list(files))) if files else frame
+    failures, result = _run_suite(form, todo, tree, sheets) if todo.height else ([], None)
+    fail = pl.DataFrame(failures, schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32}, orient="row") if failures \
+        else pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
+    if known.height:
+        rows = frame.select(path="_file", sheet="_sheet", excel_row="_row", _row_id="_row_id")
+        known = known.select(list(FAILURE_SCHEMA)).cast(FAILURE_SCHEMA).join(rows, on=["path", "sheet", "excel_row"],
+                                                                         how="inner", maintain_order="left")
+        fail = pl.concat([fail, known])
+    bad = set(fail.filter(pl.col("severity") == "error")["_row_id"].to_list())
+    frame = frame.with_columns(accepted=~pl.col("_row_id").is_in(list(bad)))
+    if fail.height:
+        log.info("%s: %d of %d rows rejected, %d failures (%d rows validated, %d taken from the last run)",
+                 form.id, len(bad), frame.height, fail.height, todo.height, frame.height - todo.height)
+    return frame, fail.drop("_row_id"), result
+
+
+def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> tuple[list[tuple], object]:
+    """The form's GX suite over the frame: a failure tuple (FAILURE_SCHEMA, then _row_id) for each
+    failing check of a row, and the GX result."""
     headers = {k: v.get("headers", {}) for k, v in sheets.items()}
     checks = checks_for(form, tree)
     gx = _gx()
@@ -232,13 +268,20 @@ def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str]
         for item in res.result.get("unexpected_index_list") or []:
             row = by_id[int(item["_row_id"])]
             failures.append(_failure(form, check, row, headers))
-    fail = pl.DataFrame(failures, schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32}, orient="row") if failures \
-        else pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
-    bad = set(fail.filter(pl.col("severity") == "error")["_row_id"].to_list())
-    frame = frame.with_columns(accepted=~pl.col("_row_id").is_in(list(bad)))
-    if failures:
-        log.info("%s: %d of %d rows rejected, %d failures", form.id, len(bad), frame.height, len(failures))
-    return frame, fail.drop("_row_id"), result
+    return failures, result
+
+
+def fingerprint(forms: dict[str, Form], tree) -> str:
+    """What a row's validation depends on besides the row and its sheet: the form schemas, the
+    registry, this module and the GX release. A rerun keeps the last run's results for unchanged
+    files only when this is the same."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(importlib.metadata.version("great_expectations").encode())
+    for form_id in sorted(forms):
+        h.update(forms[form_id].path.read_bytes() if forms[form_id].path else repr(forms[form_id]).encode())
+    h.update(json.dumps(sorted((c, tree.name[c], tree.level[c], tree.parent[c]) for c in tree.name),
+                        ensure_ascii=False).encode())
+    return h.hexdigest()
 
 
 def _same_name(sent: str, registered: str) -> bool:

@@ -11,7 +11,8 @@ import unicodedata
 
 from .schemas import Field
 
-_BLANK = {"", "-", "—", "/", "\\", "无数据"}
+# What offices write in a cell that means "nothing to report", once folded.
+BLANK_TEXTS = {"", "-", "—", "/", "\\", "无数据"}
 _EXCEL_ERRORS = {"#DIV/0!", "#N/A", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!"}
 _YES = {"是", "有", "√", "✓", "✔", "Y", "YES", "TRUE", "1", "对"}
 _NO = {"否", "无", "×", "✗", "N", "NO", "FALSE", "0"}
@@ -47,7 +48,7 @@ def is_blank(value: object) -> bool:
     if isinstance(value, (int, float)):  # a number is never blank (and this is asked of every cell)
         return False
     t = text_of(value)
-    return t is None or _fold(t) in _BLANK
+    return t is None or _fold(t) in BLANK_TEXTS
 
 
 def to_code(value: object):

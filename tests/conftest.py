@@ -49,3 +49,23 @@ def value_of(con, unit: str, indicator: str, period: str = PERIOD):
                       "where period = ? and unit_code = ? and indicator_id = ?", [period, unit, indicator]).fetchone()
     assert row is not None, f"no row for {unit} {indicator}"
     return row
+
+
+# What a month's warehouse holds, in an order that does not depend on how it was built.
+WAREHOUSE_QUERIES = [
+    "select * from mart.indicator_values order by unit_code, indicator_id",
+    "select * exclude (run_id) from ingest.failures order by all",
+    "select * exclude (run_id) from ingest.files order by path",
+    "select * exclude (run_id) from ingest.sheets order by path, sheet",
+    "select * from staging.sg02 order by source_file, excel_row",
+    "select * from mart.reporting_completeness order by form, unit_code",
+]
+
+
+def assert_same_warehouse(a: Path, b: Path) -> None:
+    """Two warehouses of the same month hold the same rows (run ids aside), none of them empty."""
+    import duckdb
+    with duckdb.connect(str(a), read_only=True) as ca, duckdb.connect(str(b), read_only=True) as cb:
+        for q in WAREHOUSE_QUERIES:
+            expected = ca.execute(q).fetchall()
+            assert expected and cb.execute(q).fetchall() == expected, q

@@ -46,9 +46,13 @@ def test_the_pool_reads_exactly_what_one_process_reads(tmp_path):
     period = "2024-03"
     files = discover(inbox, period)
     files = (files * (readpool.POOL_MIN_FILES // len(files) + 1))[: readpool.POOL_MIN_FILES + 3]
-    one = readpool.parse_files(files, inbox / period, period)
-    pooled = readpool.parse_in_pool(files, inbox / period, period, workers=2)
-    assert pooled == one
+    one_records, one_frames = readpool.parse_files(files, inbox / period, period)
+    records, frames = readpool.parse_in_pool(files, inbox / period, period, workers=2)
+    assert records == one_records
+    assert frames.keys() == one_frames.keys()
+    for form_id, frame in frames.items():
+        assert frame.equals(one_frames[form_id]), form_id
+    assert sum(f.height for f in one_frames.values()) > 0
 
 
 @pytest.fixture(scope="module")

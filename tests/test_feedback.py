@@ -166,3 +166,31 @@ def test_safe_file_name_and_bad_arguments(month_db, tmp_path):
         write_feedback(month_db, "2024-04", tmp_path)  # never rolled up
     with pytest.raises(ConfigError):
         write_feedback(tmp_path / "missing.duckdb", PERIOD, tmp_path)
+
+
+def test_rerun_writes_again_only_the_lists_that_changed(warehouse, tmp_path):
+    out = tmp_path / "out"
+    write_feedback(warehouse, PERIOD, out)
+    month = out / PERIOD
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in month.iterdir()}
+    # 东区's list edited by hand: it is not the file written then, so it is written again.
+    (month / FIXTURE_BOOKS[0]).write_bytes(b"edited")
+    # 大渡口街道 corrected row 8 of its workbook: its list loses that problem.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("delete from ingest.failures where path = ? and excel_row = 8 and rule = 'le'", [FILE_A])
+    paths = write_feedback(warehouse, PERIOD, out)
+    assert [p.name for p in paths] == FIXTURE_BOOKS
+    fresh = {p.name: p.read_bytes() for p in write_feedback(warehouse, PERIOD, tmp_path / "fresh")}
+    assert {p.name: p.read_bytes() for p in month.iterdir()} == fresh
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in month.iterdir()}
+    # 攀莲镇's problems are as they were: its file is the same file, untouched.
+    assert after[FIXTURE_BOOKS[2]] == before[FIXTURE_BOOKS[2]][:2]
+    assert after[FIXTURE_BOOKS[1]] != before[FIXTURE_BOOKS[1]][:2]
+    assert fresh[FIXTURE_BOOKS[1]] != before[FIXTURE_BOOKS[1]][2]
+    assert len(problem_rows(month / FIXTURE_BOOKS[1])) == len(problem_rows_of(before[FIXTURE_BOOKS[1]][2])) - 1
+
+
+def problem_rows_of(body: bytes):
+    import io
+    ws = openpyxl.load_workbook(io.BytesIO(body))["问题清单"]
+    return [tuple(c.value for c in row) for row in ws.iter_rows(min_row=4, max_col=7)]

@@ -6,7 +6,7 @@ import shutil
 
 import duckdb
 
-from conftest import INBOX, PERIOD
+from conftest import INBOX, PERIOD, assert_same_warehouse
 from flows.monthly import monthly_rollup
 
 LATE = "米易县/SG-02台账.csv"
@@ -39,17 +39,7 @@ def test_late_file_changes_the_month_and_history_keeps_the_first_revision(tmp_pa
     # ...and gives the same warehouse as a run from scratch on the same files.
     scratch = tmp_path / "scratch.duckdb"
     monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(scratch))
-    queries = [
-        "select * from mart.indicator_values order by unit_code, indicator_id",
-        "select * exclude (run_id) from ingest.failures order by all",
-        "select * exclude (run_id) from ingest.files order by path",
-        "select * exclude (run_id) from ingest.sheets order by path, sheet",
-        "select * from staging.sg02 order by source_file, excel_row",
-        "select * from mart.reporting_completeness order by form, unit_code",
-    ]
-    with duckdb.connect(str(db), read_only=True) as a, duckdb.connect(str(scratch), read_only=True) as b:
-        for q in queries:
-            assert a.execute(q).fetchall() == b.execute(q).fetchall(), q
+    assert_same_warehouse(db, scratch)
 
 
 def test_a_changed_file_is_read_again_and_another_key_reads_everything(tmp_path, monkeypatch):
@@ -135,3 +125,48 @@ def test_an_urban_community_that_did_not_report_does_not_meet_the_bar(month_db):
         row = con.execute("select value, numerator, denominator, status from mart.indicator_values where "
                           "unit_code = '510402002000' and indicator_id = 'urban_community_certified_ge2_share'").fetchone()
     assert row == (0.0, 0.0, 8.0, "not_met")  # 炳草岗街道: 8 urban communities, none reported; due 2023-12
+
+
+def test_a_rerun_validates_every_file_again_when_the_registry_changed(tmp_path, monkeypatch):
+    """Unchanged files keep the last run's validation only while the rules, forms and registry are
+    the same: a renamed village is checked against its new name, as a run from scratch would."""
+    from flows.config import load_settings
+    inbox = tmp_path / "inbox"
+    shutil.copytree(INBOX, inbox)
+    db = tmp_path / "w.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    data, ours = tmp_path / "data", load_settings().units_csv.parents[1]
+    for part in ("registry", "plan"):
+        shutil.copytree(ours / part, data / part)
+    shutil.copy(ours / "settings.toml", data)
+    units = data / "registry" / "units.csv"
+    units.write_text(units.read_text(encoding="utf-8").replace("青皮村村民委员会", "青山村村民委员会"), encoding="utf-8")
+    monkeypatch.setenv("SHEGONG_SETTINGS", str(data / "settings.toml"))
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    scratch = tmp_path / "scratch.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(scratch))
+    warning = ("米易县/攀莲镇2024年3月社工报表.xls", 5, "registry_name", "青皮村村民委员会")
+    query = "select path, excel_row, rule, value from ingest.failures where rule = 'registry_name' order by all"
+    with duckdb.connect(str(db), read_only=True) as a, duckdb.connect(str(scratch), read_only=True) as b:
+        assert a.execute("select files_reused from ingest.runs order by finished_at").fetchall() == [(0,), (9,)]
+        assert warning in a.execute(query).fetchall()
+        first, second = a.execute("select validated_with from ingest.runs order by finished_at").fetchall()
+        assert first != second
+        q = "select * exclude (run_id) from ingest.failures order by all"
+        assert a.execute(q).fetchall() == b.execute(q).fetchall()
+
+
+def test_a_rerun_keeps_the_validation_of_unchanged_files(tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(INBOX, inbox)
+    db = tmp_path / "w.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    # The last run's verdicts on unchanged files stand: one taken away shows that they were not
+    # looked at again (a real rerun never finds the warehouse changed under it like this).
+    with duckdb.connect(str(db)) as con:
+        con.execute("delete from ingest.failures where rule = 'le' and excel_row = 8")
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from ingest.failures where rule = 'le'").fetchall() == [(0,)]
+        first, second = con.execute("select validated_with from ingest.runs order by finished_at").fetchall()
+        assert first == second and len(first[0]) == 64

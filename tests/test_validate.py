@@ -1,6 +1,8 @@
 """Validation failures of the fixture month, word for word as the sender reads them."""
 from __future__ import annotations
 
+import polars as pl
+
 FILE_A = "东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx"
 
 
@@ -86,3 +88,33 @@ def test_registry_type_enum_and_warning_failures():
                                                         "请只填报本单位及下辖单位的数据"),
     ]
     assert frame["accepted"].to_list() == [False, False, False, False]
+
+
+def test_rows_of_settled_files_keep_the_last_runs_failures_and_the_rest_are_validated():
+    from flows.config import SCHEMAS, load_settings
+    from flows.read import to_frame
+    from flows.registry import Tree, load_units
+    from flows.schemas import load_forms
+    from flows.validate import FAILURE_SCHEMA, validate
+
+    form = load_forms(SCHEMAS)["SG-03"]
+    tree = Tree(load_units(load_settings().units_csv))
+    rows = [dict(_file="a.xlsx", _sheet="S", _received_at=None, _row=4, unit_code="510402001000",
+                 unit_name="大渡口街道", station_in_service=True, operation_mode="外包"),
+            dict(_file="b.xlsx", _sheet="S", _received_at=None, _row=4, unit_code="510402001002",
+                 unit_name="大渡口街社区", station_in_service=False)]
+    sheets = {(f, "S"): {"headers": {}, "sender": None, "sender_code": None} for f in ("a.xlsx", "b.xlsx")}
+    frame = to_frame(form, rows)
+    checked, failures, _ = validate(form, frame, tree, sheets)
+    assert sorted(failures.select("path", "rule").iter_rows()) == [
+        ("a.xlsx", "enum"), ("a.xlsx", "required_when"), ("b.xlsx", "registry")]
+    # a.xlsx unchanged since a run that found its two failures: the same month as validating all.
+    settled = ({"a.xlsx"}, failures.filter(pl.col("path") == "a.xlsx"))
+    again, again_failures, _ = validate(form, frame, tree, sheets, settled)
+    assert sorted(again_failures.iter_rows()) == sorted(failures.iter_rows())
+    assert again["accepted"].to_list() == checked["accepted"].to_list() == [False, False]
+    # Its rows are taken as that run judged them, not run through the suite again: had it found
+    # nothing, nothing it is.
+    clean, clean_failures, _ = validate(form, frame, tree, sheets, ({"a.xlsx"}, pl.DataFrame(schema=FAILURE_SCHEMA)))
+    assert sorted(clean_failures.select("path", "rule").iter_rows()) == [("b.xlsx", "registry")]
+    assert clean["accepted"].to_list() == [True, False]

@@ -29,3 +29,5 @@ alter table ingest.runs add column if not exists key_id varchar;
 alter table ingest.runs add column if not exists files_reused integer;
 comment on column ingest.runs.key_id is 'Fingerprint of the ID-hash key (never the key) | 哈希密钥指纹';
 comment on column ingest.runs.files_reused is 'Unchanged files taken from the last run instead of being read again | 复用的未变文件数';
+alter table ingest.runs add column if not exists validated_with varchar;
+comment on column ingest.runs.validated_with is 'Fingerprint of the form schemas, registry and validation code the run validated with; a rerun keeps the results of unchanged files only under the same one | 校验依据（报表结构、区划登记册、校验程序）的指纹';
