@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 
 from .config import SQL
-from .read import FileRecord, frame_schema, to_frame
+from .read import FileRecord, frame_schema, rows_frame, to_frame
 from .schemas import Form
 
 SCHEMAS = ("ref", "ingest", "staging", "intermediate", "mart")
@@ -50,7 +50,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
                 con.execute(f'alter table staging.{form.table} add column "{name}" {dtype}')
         con.unregister("empty_frame")
         _comment_staging(con, form)
-        cache = to_frame(form, []).drop("_row_id")
+        cache = rows_frame(form, [])
         con.register("empty_frame", cache)
         con.execute(f"create table if not exists {read_cache_table(form)} as "
                     f"select ''::varchar as period, * from empty_frame limit 0")
@@ -252,7 +252,7 @@ def settled_failures(db: Path, period: str, fingerprint: str, files: set[str], f
                            params=[period, list(skip_rules)]).pl()
     finally:
         con.close()
-    return {form_id: (files, failures.filter(pl.col("form") == form_id).cast(FAILURE_SCHEMA)) for form_id in forms}
+    return {form_id: (files, failures.filter(pl.col("form") == form_id)) for form_id in forms}
 
 
 def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:

@@ -9,6 +9,7 @@ import atexit
 import codecs
 import csv
 import datetime as dt
+import functools
 import hashlib
 import html
 import io
@@ -197,9 +198,10 @@ def check_container(data: bytes) -> set[str]:
                     inflated += len(chunk)
                     if inflated > MAX_INFLATED_BYTES:
                         raise FileRejected(_BOMB_ZH.format(mb=mb), f"zip container inflates beyond {mb} MB")
-                    if not name.endswith(".bin") and _ERROR_TYPE in tail + chunk:
+                    window = b"" if name.endswith(".bin") else tail + chunk
+                    if _ERROR_TYPE in window:
                         flagged.add(part.filename)
-                    if not name.endswith(".bin") and _DTD.search(tail + chunk):
+                    if _DTD.search(window):
                         raise FileRejected(
                             "文件内含有 XML 文档类型定义（DOCTYPE/ENTITY），正常的 Excel、WPS 文件不会包含，"
                             "可能是被恶意构造的文件，不予读取；请用 Excel 或 WPS 另存为 .xlsx 后重新报送",
@@ -514,13 +516,7 @@ def recognise(rows: list[list], forms: dict[str, Form]) -> Layout | None:
     head = rows[:HEAD_ROWS]
     # Every candidate form, row and header depth looks at the same few hundred head texts: each
     # is folded once per sheet. (Only text can name a form: numbers and dates are skipped.)
-    folded: dict[str, str] = {}
-
-    def norm(text: str) -> str:
-        n = folded.get(text)
-        if n is None:
-            n = folded[text] = normalise_header(text)
-        return n
+    norm = functools.cache(normalise_header)
     # (Folded, a blank cell is "" or a placeholder such as "-", which names no form either.)
     texts = [t for row in head for c in row if isinstance(c, str) and (t := norm(c)) and t not in BLANK_TEXTS]
     hinted = set()

@@ -28,8 +28,10 @@ ORDER = (
 )
 # Appended by every run and never cleared: the history of what each run computed.
 APPEND_ONLY = {"marts/indicator_history"}
-# The warnings the roll-up adds to ingest.failures (sql/checks), beside validation's.
-CHECK_RULES = ("month_on_month", "roster_conflict")
+# The warnings the roll-up adds to ingest.failures (sql/checks), beside validation's: a rerun
+# takes validation's results from the last run, never these, which the roll-up adds again.
+MONTH_ON_MONTH, ROSTER_CONFLICT = "month_on_month", "roster_conflict"
+CHECK_RULES = (MONTH_ON_MONTH, ROSTER_CONFLICT)
 
 
 def table_name(step: str) -> str:
@@ -98,7 +100,7 @@ def month_on_month(con: duckdb.DuckDBPyConnection, period: str, run_id: str, for
             header, what = "", f"本单位本月台账在册人才 {now:g} 人，上月 {before:g} 人"
         else:
             header, what = names[field], f"「{names[field]}」本月为 {now:g}，上月为 {before:g}"
-        warnings.append((form_id, path, sheet, excel_row, field, header, f"{now:g}", "month_on_month",
+        warnings.append((form_id, path, sheet, excel_row, field, header, f"{now:g}", MONTH_ON_MONTH,
                          f"{what}，变化超过一倍；如填报无误可忽略此提示，否则请更正后重新报送"))
     return _warn(con, period, run_id, warnings)
 
@@ -109,7 +111,7 @@ def roster_conflicts(con: duckdb.DuckDBPyConnection, period: str, run_id: str, f
         "select path, sheet, headers from ingest.sheets where period = ?", [period]).fetchall()}
     default = form.field("id_number").header
     warnings = [(form.id, path, sheet, excel_row, "id_number", headers.get((path, sheet), {}).get("id_number", default),
-                 "（已隐去）", "roster_conflict",
+                 "（已隐去）", ROSTER_CONFLICT,
                  f"此人本月同时列在{others}的台账中；按计数规则只计一次，计入「{counted_at}」。如已调离，请从相应台账中删除")
                 for path, sheet, excel_row, others, counted_at in con.execute(_check("roster_conflicts")).fetchall()]
     return _warn(con, period, run_id, warnings)

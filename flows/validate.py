@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from . import schemas
 from .schemas import Field, Form, Rule
 
 log = logging.getLogger("shegong")
@@ -273,9 +274,9 @@ def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> tuple[lis
 
 def fingerprint(forms: dict[str, Form], tree) -> str:
     """What a row's validation depends on besides the row and its sheet: the form schemas, the
-    registry, this module and the GX release. A rerun keeps the last run's results for unchanged
-    files only when this is the same."""
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    registry, this module, the module that reads the schemas and the GX release. A rerun keeps the
+    last run's results for unchanged files only when this is the same."""
+    h = hashlib.sha256(Path(__file__).read_bytes() + Path(schemas.__file__).read_bytes())
     h.update(importlib.metadata.version("great_expectations").encode())
     for form_id in sorted(forms):
         h.update(forms[form_id].path.read_bytes() if forms[form_id].path else repr(forms[form_id]).encode())
