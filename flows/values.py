@@ -151,11 +151,23 @@ def to_multi(value: object, allowed: tuple):
     return sorted(set(items), key=allowed.index), True
 
 
+# What Excel and chat programs leave in a pasted ID number or credit code: the apostrophe that
+# forces a cell to text, zero-width spaces and joiners, the byte-order mark, non-breaking and
+# full-width spaces. None of them is a character of the code.
+_PASTE_LEAD = re.compile(r"^['‘’`]+")
+_INVISIBLE = re.compile(r"[\s\u00a0\u200b-\u200f\u2060\u3000\ufeff]+")
+
+
+def clean_pasted_code(text: str) -> str:
+    """A code as pasted, without the artefacts of pasting: upper case, nothing invisible."""
+    return _PASTE_LEAD.sub("", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))).upper()
+
+
 def to_upper_code(value: object):
     """ID numbers and credit codes: text, upper case, no spaces. A number lost its digits."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return None, False
-    return _fold(str(value)).upper(), True
+    return clean_pasted_code(str(value)), True
 
 
 def to_present(value: object):
@@ -199,6 +211,12 @@ def id_number_valid(s: str | None) -> bool:
     return _ID_CHECK[total % 11] == s[17]
 
 
+def id_number_old(s: str | None) -> bool:
+    """A first-generation ID number of 15 digits (no century, no check character): to be sent
+    again as its 18-character successor, not judged by the 18-character rules."""
+    return bool(s) and re.fullmatch(r"\d{15}", s) is not None
+
+
 def id_sex(s: str) -> str:
     """Sex from the 17th character: odd is male."""
     return "男" if int(s[16]) % 2 else "女"
@@ -214,3 +232,62 @@ def credit_code_valid(s: str | None) -> bool:
         return False
     total = sum(_CREDIT_CHARS.index(c) * w for c, w in zip(s[:17], _CREDIT_WEIGHTS))
     return _CREDIT_CHARS[(31 - total % 31) % 31] == s[17]
+
+
+# --- the month a title states -------------------------------------------------------------------
+# Offices write the month of a report in many ways: 2025年5月, 2025年05月份, 二〇二五年五月,
+# 二零二五年五月, 25年5月, 2025.5, 2025-05, 2025/5, or an Excel date cell. Each pattern names
+# the year and month groups; the earliest match in a text wins.
+_CN_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "○": 0, "Ｏ": 0, "O": 0}
+_CN_YEAR = "[〇零○一二三四五六七八九]"
+_CN_MONTH = "十[一二]?|[一二三四五六七八九]"
+_MONTH_PATTERNS = (
+    # 2025年5月, 2025年05月份, 25年5月, 二〇二五年五月, 2025年十二月 (not the 5 of 2025年1-5月)
+    re.compile(rf"(?<![\d{_CN_YEAR[1:-1]}])(\d{{4}}|\d{{2}}|{_CN_YEAR}{{4}}|{_CN_YEAR}{{2}})年"
+               rf"(\d{{1,2}}|{_CN_MONTH})月"),
+    # 2025.5, 2025-05, 2025/5, 2025.05.31 (a day says its month too)
+    re.compile(r"(?<![\d.])((?:19|20)\d{2})[-./](\d{1,2})(?![\d])"),
+)
+# A label before a date that is not the month reported on: when the sheet was filled in or printed.
+_FILING_DATE = re.compile(r"(填报|填表|制表|报送|打印|审核)(日期|时间)[:：]?")
+
+
+def _cn_number(text: str) -> int:
+    """一 .. 十二, or digit by digit (二〇二五)."""
+    if text.startswith("十"):
+        return 10 + (_CN_DIGITS[text[1]] if len(text) > 1 else 0)
+    n = 0
+    for ch in text:
+        n = n * 10 + _CN_DIGITS[ch]
+    return n
+
+
+def _year_month(year: str, month: str) -> str | None:
+    y = int(year) if year.isdigit() else _cn_number(year)
+    m = int(month) if month.isdigit() else _cn_number(month)
+    if len(year) == 2:
+        y += 2000  # 25年5月: no report of this pipeline is from the last century
+    return f"{y:04d}-{m:02d}" if 1 <= m <= 12 and 1949 <= y <= 2100 else None
+
+
+def stated_month(value: object) -> str | None:
+    """The month (YYYY-MM) a title cell states, if it states one: a date cell, or text in any of
+    the ways offices write a month. A filing date (填报日期：…) states none."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return f"{value.year:04d}-{value.month:02d}"
+    if not isinstance(value, str):
+        return None
+    text = _SPACES.sub("", unicodedata.normalize("NFKC", value))
+    if _FILING_DATE.search(text):
+        text = text[:_FILING_DATE.search(text).start()]
+    found = [m for p in _MONTH_PATTERNS if (m := p.search(text))]
+    for m in sorted(found, key=lambda m: m.start()):
+        month = _year_month(m.group(1), m.group(2))
+        if month:
+            return month
+    return None
+
+
+def is_filing_date_label(value: object) -> bool:
+    """A cell such as 填报日期： whose neighbour holds the date the sheet was filled in."""
+    return isinstance(value, str) and _FILING_DATE.search(_SPACES.sub("", value)) is not None
