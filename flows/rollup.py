@@ -30,8 +30,8 @@ ORDER = (
 APPEND_ONLY = {"marts/indicator_history"}
 # The warnings the roll-up adds to ingest.failures (sql/checks), beside validation's: a rerun
 # takes validation's results from the last run, never these, which the roll-up adds again.
-MONTH_ON_MONTH, ROSTER_CONFLICT = "month_on_month", "roster_conflict"
-CHECK_RULES = (MONTH_ON_MONTH, ROSTER_CONFLICT)
+MONTH_ON_MONTH, POPULATION_SHARE, ROSTER_CONFLICT = "month_on_month", "population_share", "roster_conflict"
+CHECK_RULES = (MONTH_ON_MONTH, POPULATION_SHARE, ROSTER_CONFLICT)
 
 
 def table_name(step: str) -> str:
@@ -91,24 +91,63 @@ def _comment(con, step: str, table: str, kind: str = "table") -> None:
             con.execute(f'comment on column {table}."{col}" is {literal(text)}')
 
 
+def soft_bounds(con: duckdb.DuckDBPyConnection, period: str, run_id: str, forms: dict) -> int:
+    """Warnings of the forms' soft bounds that need other months or the registry (month_on_month,
+    population_share); returns how many."""
+    return sum(month_on_month(con, period, run_id, form) + population_share(con, period, run_id, form)
+               for form in forms.values())
+
+
 def month_on_month(con: duckdb.DuckDBPyConnection, period: str, run_id: str, form) -> int:
-    """Warnings for figures that doubled or halved since last month; returns how many."""
+    """Warnings for a form's figures that changed beyond their factor since last month (the
+    schema's warn_change), and for villages' talents that doubled or halved; returns how many."""
+    fields = [{"field": f.name, "factor": f.bounds.warn_change, "base": f.bounds.warn_change_from}
+              for f in form.fields if f.bounds.warn_change]
+    if not fields and form.id != "SG-01":  # SG-01's rows also carry the talents check
+        return 0
     names = {f.name: f.header for f in form.fields}
+    _check_variables(con, form, "change_fields", "struct(field varchar, factor double, base double)[]", fields)
+    factors = {f["field"]: f["factor"] for f in fields} | {"talents": 2}
     warnings = []
     for form_id, path, sheet, excel_row, unit_code, field, now, before in con.execute(_check("month_on_month")).fetchall():
         if field == "talents":
             header, what = "", f"本单位本月台账在册人才 {now:g} 人，上月 {before:g} 人"
         else:
             header, what = names[field], f"「{names[field]}」本月为 {now:g}，上月为 {before:g}"
+        change = "变化超过一倍" if factors[field] == 2 else f"变化达到 {factors[field]:g} 倍以上"
         warnings.append((form_id, path, sheet, excel_row, field, header, f"{now:g}", MONTH_ON_MONTH,
-                         f"{what}，变化超过一倍；如填报无误可忽略此提示，否则请更正后重新报送"))
+                         f"{what}，{change}；如填报无误可忽略此提示，否则请更正后重新报送"))
     return _warn(con, period, run_id, warnings)
+
+
+def population_share(con: duckdb.DuckDBPyConnection, period: str, run_id: str, form) -> int:
+    """Warnings for a form's figures above their share of the county's registered population
+    (the schema's warn_population_share); returns how many."""
+    fields = [{"field": f.name, "share": f.bounds.warn_population_share}
+              for f in form.fields if f.bounds.warn_population_share]
+    if not fields:
+        return 0
+    names = {f.name: f.header for f in form.fields}
+    _check_variables(con, form, "share_fields", "struct(field varchar, share double)[]", fields)
+    warnings = [(form_id, path, sheet, excel_row, field, names[field], f"{value:g}", POPULATION_SHARE,
+                 f"「{names[field]}」为 {value:g}，超过所在县（区）「{county}」户籍人口（{population:,} 人）的 "
+                 f"{share * 100:g}%；如填报无误可忽略此提示，否则请更正后重新报送")
+                for form_id, path, sheet, excel_row, _, field, value, share, county, population
+                in con.execute(_check("population_share")).fetchall()]
+    return _warn(con, period, run_id, warnings)
+
+
+def _check_variables(con, form, name: str, sql_type: str, fields: list[dict]) -> None:
+    """The variables a check of sql/checks reads: the form, its staging table, its bounds."""
+    con.execute("set variable form = ?", [form.id])
+    con.execute("set variable staging_table = ?", [f"staging.{form.table}"])
+    con.execute(f"set variable {name} = ?::{sql_type}", [fields])
 
 
 def roster_conflicts(con: duckdb.DuckDBPyConnection, period: str, run_id: str, form) -> int:
     """A warning on each roster row of a person listed by several units; returns how many."""
     headers = {(p, s): json.loads(h or "{}") for p, s, h in con.execute(
-        "select path, sheet, headers from ingest.sheets where period = ?", [period]).fetchall()}
+        "select path, sheet, headers from ingest.sheets where period = ? and form = ?", [period, form.id]).fetchall()}
     default = form.field("id_number").header
     warnings = [(form.id, path, sheet, excel_row, "id_number", headers.get((path, sheet), {}).get("id_number", default),
                  "（已隐去）", ROSTER_CONFLICT,

@@ -39,6 +39,27 @@ def _normalise(text: str) -> str:
     return s
 
 
+MONTH_END = "month_end"  # a bound meaning: not after the last day (or year) of the month reported on
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What values of a field an office could mean. Hard bounds refuse the row (an error); soft
+    bounds warn and keep it. `warn_population_share` compares a unit's figure with its county's
+    reference registered population (data/registry/population.csv); `warn_change` with the
+    unit's own figure of last month (a factor: 2 = doubled or halved), when either is at least
+    `warn_change_from`."""
+    min: float | None = None
+    max: float | str | None = None  # a number, or MONTH_END for dates and years
+    warn_max: float | None = None
+    warn_population_share: float | None = None
+    warn_change: float | None = None
+    warn_change_from: float = 0
+
+
+BOUND_KEYS = {"min", "max", "warn_max", "warn_population_share", "warn_change", "warn_change_from"}
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -49,6 +70,7 @@ class Field:
     values: tuple = ()
     comment: str = ""
     flow: bool = False  # a figure of the month or year to date, not a stock: never carried over
+    bounds: Bounds = Bounds()
 
     @property
     def personal(self) -> bool:
@@ -114,7 +136,8 @@ def load_form(path: Path) -> Form:
         fields.append(Field(name=f["name"], header=f["header"], type=f["type"],
                             required=bool(f.get("required", False)),
                             aliases=tuple(f.get("aliases", ())), values=tuple(f.get("values", ())),
-                            comment=f.get("comment", ""), flow=bool(f.get("flow", False))))
+                            comment=f.get("comment", ""), flow=bool(f.get("flow", False)),
+                            bounds=_bounds(path, f)))
     names = {f.name for f in fields}
     rules = []
     for r in raw.get("rules", []):
@@ -139,6 +162,21 @@ def load_form(path: Path) -> Form:
                 rules=tuple(rules), roster=bool(raw.get("roster", False)),
                 replace_by=tuple(raw.get("replace_by", ("unit_code",))), senders=tuple(raw.get("senders", ())),
                 expected=raw.get("expected", "rows"), path=path)
+
+
+def _bounds(path: Path, f: dict) -> Bounds:
+    raw = f.get("bounds", {})
+    where = f"{path}: field {f.get('name')!r}: bounds"
+    if not isinstance(raw, dict) or set(raw) - BOUND_KEYS:
+        raise ConfigError(f"{where} may only hold {sorted(BOUND_KEYS)}")
+    numeric = f["type"] in ("integer", "number", "percent", "year")
+    for k, v in raw.items():
+        if v == MONTH_END and k == "max" and f["type"] in ("date", "year"):
+            continue
+        if not numeric or isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{where}: {k} = {v!r} does not suit a {f['type']} field; numbers bound numbers, "
+                              f"and max = {MONTH_END!r} bounds a date or year")
+    return Bounds(**raw)
 
 
 def load_forms(folder: Path) -> dict[str, Form]:

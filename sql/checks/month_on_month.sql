@@ -1,44 +1,47 @@
--- Month-on-month jumps, in the manner of DHIS2's min-max outlier checks: a figure that at least
--- doubles or at least halves since last month is worth a second look by its sender. Warnings
--- only: the row still counts. Small bases are left alone (3 to 6 talents is no news).
+-- Month-on-month jumps, in the manner of DHIS2's min-max outlier checks: a figure that changes by
+-- at least its factor since last month (2: doubles or halves) is worth a second look by its
+-- sender. Warnings only: the row still counts. Which fields, their factors and the size below
+-- which a change is no news are the form schema's bounds (warn_change, warn_change_from), in
+-- `change_fields`; the form's rows are `staging_table`. Talents, which the pipeline counts from
+-- the rosters rather than reads from a form, are checked on the village rows (SG-01): 3 to 6
+-- talents is no news.
 with months as (
     select
         getvariable('period') as period,
         strftime(strptime(getvariable('period') || '-01', '%Y-%m-%d') - interval 1 month, '%Y-%m') as previous
 ),
 
+bounds as (
+    select unnest(getvariable('change_fields'), recursive := true)
+),
+
 current_rows as (
     select s.*
-    from staging.sg01 as s
+    from query_table(getvariable('staging_table')) as s
     where s.period = getvariable('period') and s.counted
 ),
 
 previous_rows as (
     select s.*
-    from staging.sg01 as s, months as m
+    from query_table(getvariable('staging_table')) as s, months as m
     where s.period = m.previous and s.counted
 ),
 
 field_pairs as (
-    select c.source_file, c.source_sheet, c.excel_row, c.unit_code, f.field, f.now, f.before
+    select c.source_file, c.source_sheet, c.excel_row, c.unit_code, b.field,
+           (to_json(c) ->> b.field)::double as now, (to_json(p) ->> b.field)::double as before, b.factor, b.base
     from current_rows as c
     join previous_rows as p using (unit_code)
-    cross join lateral (
-        values
-            ('registered_population', c.registered_population, p.registered_population, 100),
-            ('elderly_population', c.elderly_population, p.elderly_population, 50),
-            ('community_workers', c.community_workers, p.community_workers, 4)
-    ) as f(field, now, before, base)
-    where f.now is not null and f.before is not null and greatest(f.now, f.before) >= f.base
+    cross join bounds as b
 ),
 
 talent_pairs as (
     select c.source_file, c.source_sheet, c.excel_row, c.unit_code, 'talents' as field,
-           fn.talents as now, fp.talents as before
+           fn.talents::double as now, fp.talents::double as before, 2.0 as factor, 4.0 as base
     from current_rows as c, months as m
     join intermediate.unit_facts as fn on fn.period = m.period
     join intermediate.unit_facts as fp on fp.period = m.previous and fp.unit_code = fn.unit_code
-    where fn.unit_code = c.unit_code and greatest(fn.talents, fp.talents) >= 4
+    where getvariable('form') = 'SG-01' and fn.unit_code = c.unit_code
 ),
 
 jumps as (
@@ -48,7 +51,7 @@ jumps as (
 )
 
 select
-    'SG-01' as form,
+    getvariable('form') as form,
     source_file as path,
     source_sheet as sheet,
     excel_row,
@@ -57,5 +60,6 @@ select
     now,
     before
 from jumps
-where now >= 2 * before or now * 2 <= before
+where now is not null and before is not null and greatest(now, before) >= base
+  and (now >= factor * before or now * factor <= before)
 order by path, sheet, excel_row, field
