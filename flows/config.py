@@ -45,6 +45,7 @@ class Settings:
     schedule_minute: int = 0
     storage_version: str = "v1.1.0"
     task_runner: str = "local"
+    schemas: Path = SCHEMAS  # the form schemas (schemas/sg0N.toml) files are read with
 
 
 TASK_RUNNERS = ("local", "dask")
@@ -77,7 +78,8 @@ def load_settings(data_dir: Path | None = None) -> Settings:
                  schedule_hour=int(raw.get("schedule", {}).get("hour", 2)),
                  schedule_minute=int(raw.get("schedule", {}).get("minute", 0)),
                  storage_version=raw.get("warehouse", {}).get("storage_version", "v1.1.0"),
-                 task_runner=os.environ.get("SHEGONG_TASK_RUNNER") or raw.get("run", {}).get("task_runner", "local"))
+                 task_runner=os.environ.get("SHEGONG_TASK_RUNNER") or raw.get("run", {}).get("task_runner", "local"),
+                 schemas=(data_dir / raw["forms"]["schemas"]).resolve() if "schemas" in raw.get("forms", {}) else SCHEMAS)
     if s.task_runner not in TASK_RUNNERS:
         raise ConfigError(f"{path}: run.task_runner is {s.task_runner!r}; use one of {', '.join(TASK_RUNNERS)}")
     if not re.fullmatch(r"v\d+\.\d+\.\d+", s.storage_version):
@@ -87,6 +89,8 @@ def load_settings(data_dir: Path | None = None) -> Settings:
     for p in (s.units_csv, s.population_csv, s.indicators_toml):
         if not p.is_file():
             raise ConfigError(f"{path} names {p}, which does not exist")
+    if not s.schemas.is_dir():
+        raise ConfigError(f"{path}: forms.schemas names {s.schemas}, which is not a folder of form schemas")
     return s
 
 

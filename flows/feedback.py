@@ -49,6 +49,12 @@ NOTES = [
 ]
 
 
+# Sheets skipped that the sender is told of (by the reading's English reason), and what follows
+# the reason: the rest (empty sheets, the template's instructions) are expected.
+SKIPPED_TOLD = {"no form recognised": "。如本工作表不含报送数据，可忽略此条",
+                "hidden sheet": "", "very hidden sheet": ""}
+
+
 @dataclass(frozen=True)
 class Problem:
     path: str
@@ -173,19 +179,19 @@ def _problems(con, period: str) -> list[Problem]:
     rows += con.execute(
         """select path, null, null, null, null, reason_zh, 'error', sender_code
            from ingest.files where period = ? and status = 'rejected'""", [period]).fetchall()
-    # A refused sheet is an error; a sheet with no recognisable form may hold data we missed.
-    for path, sheet, status, reason_zh, sender in con.execute(
-            """select s.path, s.sheet, s.status, s.reason_zh, f.sender_code
+    # A refused sheet is an error; a sheet with no recognisable form may hold data we missed, and
+    # a hidden one was not read at all: the sender is told of both, as warnings.
+    for path, sheet, status, reason_zh, reason_en, sender in con.execute(
+            """select s.path, s.sheet, s.status, s.reason_zh, s.reason_en, f.sender_code
                from ingest.sheets as s left join ingest.files as f using (period, path)
                where s.period = ? and (s.status = 'rejected'
-                                       or (s.status = 'skipped' and s.reason_en = 'no form recognised'))""",
-            [period]).fetchall():
+                                       or (s.status = 'skipped' and s.reason_en in (select unnest(?))))""",
+            [period, list(SKIPPED_TOLD)]).fetchall():
         if status == "rejected":
             rows.append((path, sheet, None, None, None, reason_zh or "整个工作表未能读取；请按模板填写后重新报送",
                          "error", sender))
         else:
-            rows.append((path, sheet, None, None, None,
-                         (reason_zh or "未识别出报表（SG-01 至 SG-06）") + "。如本工作表不含报送数据，可忽略此条",
+            rows.append((path, sheet, None, None, None, (reason_zh or "未读取") + SKIPPED_TOLD[reason_en],
                          "warning", sender))
     # Failed checks: detail_zh omits the location, which the other columns give.
     rows += con.execute(

@@ -52,8 +52,15 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
         _comment_staging(con, form)
         cache = rows_frame(form, [])
         con.register("empty_frame", cache)
-        con.execute(f"create table if not exists {read_cache_table(form)} as "
-                    f"select ''::varchar as period, * from empty_frame limit 0")
+        # Rows read under another form schema are never taken again (their runs' reading
+        # fingerprint differs): a table of other columns is replaced, not patched.
+        wanted = [("period", "VARCHAR")] + [tuple(r[:2]) for r in con.execute("describe select * from empty_frame").fetchall()]
+        have = [tuple(r[:2]) for r in con.execute(
+            "select column_name, data_type from information_schema.columns where table_schema = 'ingest' "
+            "and table_name = ? order by ordinal_position", [read_cache_table(form).split(".")[1]]).fetchall()]
+        if have != wanted:
+            con.execute(f"create or replace table {read_cache_table(form)} as "
+                        f"select ''::varchar as period, * from empty_frame limit 0")
         con.unregister("empty_frame")
         _comment_read_cache(con, form)
 
@@ -95,6 +102,7 @@ def _comment_read_cache(con, form: Form) -> None:
         "_file": "File path below <inbox>/<period>/ | 来源文件",
         "_sheet": "Sheet name | 工作表",
         "_row": "Row number as the sender sees it in Excel | Excel 行号",
+        "_header_row": "Excel row number of the header of the table the row was read under (a sheet may hold several) | 所在表格的表头行号",
         "_received_at": "Modification time of the file when read, UTC | 收到时间（UTC）",
         "sex_from_id": "Sex derived from the ID number before hashing | 由身份证号得出的性别",
         "birth_year": "Birth year derived from the ID number before hashing | 由身份证号得出的出生年份",
@@ -103,6 +111,7 @@ def _comment_read_cache(con, form: Form) -> None:
         if f.type == "id_number":
             comments[f.name] = f"Keyed hash (HMAC-SHA256) of the ID number, never the number | {f.header}（加密哈希）"
             comments[f"{f.name}__valid"] = "The ID number's check digit and date are valid (GB 11643) | 身份证号校验是否通过"
+            comments[f"{f.name}__old"] = "An old 15-digit ID number, to be sent again as 18 characters | 是否旧 15 位身份证号码"
         elif f.personal:
             comments[f.name] = f"Only whether the cell was filled (已填); the value is never kept | {f.header}（仅记是否填写）"
         else:
@@ -120,7 +129,8 @@ def _comment_read_cache(con, form: Form) -> None:
 
 def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
     """The warehouse's rows of a form: no reading flags, no personal fields, superseding marked."""
-    keep = [c for c in frame_schema(form) if "__" not in c]
+    # Reading's own columns (flags, the table's header row) stay in the read cache.
+    keep = [c for c in frame_schema(form) if "__" not in c and (c in _META or not c.startswith("_"))]
     drop_personal = [f.name for f in form.fields if f.type == "personal"]
     out = (frame.select([c for c in keep if c not in drop_personal] + ["accepted"])
            .rename(_META))
@@ -183,24 +193,32 @@ def read_cache_table(form: Form) -> str:
     return f"ingest.read_{form.table}"
 
 
-def read_cache(db: Path, period: str, forms: dict[str, Form], key_id: str
-               ) -> tuple[dict[str, FileRecord], dict[str, pl.DataFrame]]:
+def read_cache(db: Path, period: str, forms: dict[str, Form], fingerprint: dict
+               ) -> tuple[dict[str, FileRecord], dict[str, pl.DataFrame], str | None]:
     """The month's files as the last run read them: their records by path, and their rows as a
-    frame per form, so that a rerun parses only new or changed files. Empty when the last run
-    used another key."""
-    from .read import SheetRecord
+    frame per form, so that a rerun parses only new or changed files; and why none can be taken,
+    if the last run read under another `fingerprint` (read.reading_fingerprint: schemas, code,
+    registry, key). Empty, without a reason, when the month has no run yet."""
+    from .read import SheetRecord, reading_changes
     if not db.exists():
-        return {}, {}
+        return {}, {}, None
     con = duckdb.connect(str(db), read_only=True)
     try:
         have = {f"{a}.{b}" for a, b in con.execute("select table_schema, table_name from information_schema.tables")
                 .fetchall()}
         if not {"ingest.runs", "ingest.files", "ingest.sheets"} <= have:
-            return {}, {}
-        last = con.execute("select key_id from ingest.runs where period = ? order by finished_at desc limit 1",
-                           [period]).fetchone()
-        if last is None or last[0] != key_id or any(read_cache_table(f) not in have for f in forms.values()):
-            return {}, {}
+            return {}, {}, None
+        columns = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                             "where table_schema = 'ingest' and table_name = 'runs'").fetchall()}
+        last = con.execute("select " + ("read_with" if "read_with" in columns else "null") + " from ingest.runs "
+                           "where period = ? order by finished_at desc limit 1", [period]).fetchall()
+        if not last:
+            return {}, {}, None
+        why = reading_changes(json.loads(last[0][0]) if last[0][0] else None, fingerprint)
+        if why is None and any(read_cache_table(f) not in have for f in forms.values()):
+            why = "the read cache of the month is missing"
+        if why:
+            return {}, {}, why
         records: dict[str, FileRecord] = {}
         for path, sha, size, received, fmt, status, zh, en in con.execute(
                 "select path, sha256, size_bytes, received_at, format, status, reason_zh, reason_en "
@@ -220,8 +238,10 @@ def read_cache(db: Path, period: str, forms: dict[str, Form], key_id: str
             schema = frame_schema(form)
             frame = con.sql(f"select * exclude (period) from {read_cache_table(form)} where period = ? "
                             f"order by _file, _sheet, _row", params=[period]).pl()
+            if set(schema) - set(frame.columns):  # the fingerprint covers the schemas: never, but never a crash
+                return {}, {}, f"the read cache of {form.id} lacks columns"
             frames[form.id] = frame.select(pl.col(n).cast(t) for n, t in schema.items())
-        return records, frames
+        return records, frames, None
     finally:
         con.close()
 
@@ -278,13 +298,13 @@ def load_month(con, period: str, run_id: str, records: list[FileRecord],
                                  "status": pl.String, "reason_zh": pl.String, "reason_en": pl.String,
                                  "sender_code": pl.String, "run_id": pl.String})
     _insert(con, "ingest.files", files)
-    rejected_by_sheet: dict[tuple[str, str], int] = {}
+    rejected_by_table: dict[tuple[str, str, int], int] = {}
     failures = []
     for form, frame, fails in staged.values():
         if frame.height:
-            counts = frame.filter(~pl.col("accepted")).group_by("_file", "_sheet").len()
-            for f, s, n in counts.iter_rows():
-                rejected_by_sheet[(f, s)] = n
+            counts = frame.filter(~pl.col("accepted")).group_by("_file", "_sheet", "_header_row").len()
+            for f, s, h, n in counts.iter_rows():
+                rejected_by_table[(f, s, h)] = n
         if fails.height:
             failures.append(fails)
         _insert(con, f"staging.{form.table}", staging_frame(form, frame, period))
@@ -294,7 +314,8 @@ def load_month(con, period: str, run_id: str, records: list[FileRecord],
                             "header_row": s.header_row, "sender": s.sender, "sender_code": s.sender_code,
                             "headers": json.dumps(s.headers, ensure_ascii=False),
                             "data_rows": s.data_rows,
-                            "rows_rejected": rejected_by_sheet.get((s.path, s.sheet), 0), "status": s.status,
+                            "rows_rejected": rejected_by_table.get((s.path, s.sheet, s.header_row), 0),
+                            "status": s.status,
                             "reason_zh": s.reason_zh, "reason_en": s.reason_en, "run_id": run_id}
                            for r in records for s in r.sheets],
                           schema={"period": pl.String, "path": pl.String, "sheet": pl.String, "form": pl.String,

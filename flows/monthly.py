@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import uuid
@@ -19,7 +20,7 @@ from prefect.utilities.annotations import quote
 from . import datadocs, faults, feedback, load, pii, publish, read, readpool, report, rollup, validate, webpage, workbook
 from .registry import Tree
 from .senders import file_senders
-from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month
+from .config import DEFAULT_DB, DEFAULT_INBOX, check_period, deadline_utc, load_settings, previous_month
 from .registry import load_indicators, load_population, load_units
 from .schemas import load_forms
 
@@ -38,12 +39,16 @@ def discover_files(inbox: Path, period: str) -> list[Path]:
 
 
 @task(cache_policy=NONE)
-def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path
+def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path, reading: dict, full: bool = False
                     ) -> tuple[dict[int, read.FileRecord], dict[str, pl.DataFrame], list[int]]:
-    """Files unchanged (same SHA-256) since the month's last run, taken from it: their records by
-    index, and their rows per form; and the indexes of the files to parse."""
-    forms = load_forms(SCHEMAS)
-    cached, rows = load.read_cache(db, period, forms, pii.key_id(pii.load_key()))
+    """Files unchanged (same SHA-256) since the month's last run, taken from it when it read them
+    under the same `reading` fingerprint (schemas, code, registry, key): their records by index,
+    and their rows per form; and the indexes of the files to parse. `full`: none is taken."""
+    forms = load_forms(load_settings().schemas)
+    cached, rows, why = ({}, {}, "asked for (--full)") if full else load.read_cache(db, period, forms, reading)
+    if why and files:
+        # One line for the operator: figures may change although no file did.
+        log.warning("%s: all %d files read again, none taken from the month's last run: %s", period, len(files), why)
     root = inbox / period
     hits, todo = {}, []
     for i, path in enumerate(files):
@@ -82,15 +87,16 @@ def read_batch(paths: list[str], inbox: str, period: str) -> readpool.Parsed:
     return readpool.parse_files([Path(p) for p in paths], Path(inbox) / period, period)
 
 
-def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: str
+def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: str, reading: dict, full: bool = False
                ) -> tuple[list[read.FileRecord], dict[str, pl.DataFrame], set[str]]:
     """The month's file records, in file order, its rows as a frame per form, and the files taken
-    from the month's last run: unchanged since, they are not parsed again."""
+    from the month's last run: unchanged since, and read then as they would be now, they are not
+    parsed again."""
     if files:
         # Meanwhile: the last run's rows are fetched and the files hashed (a rerun), or the files
         # are read in other processes (a first run).
         validate.import_early()
-    hits, cached, todo = reuse_unchanged(files, inbox, period, db)
+    hits, cached, todo = reuse_unchanged(files, inbox, period, db, reading, full)
     new = [files[i] for i in todo]
     if runner == "dask" and new:
         # A task per batch, spread over the runner's workers (processes, or other machines).
@@ -105,7 +111,7 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
     records = [by_index[i] for i in range(len(files))]
     order = {r.path: n for n, r in enumerate(records)}
     frames = {}
-    for form_id in load_forms(SCHEMAS):
+    for form_id in load_forms(load_settings().schemas):
         frame = pl.concat([cached[form_id], fresh[form_id]]) if form_id in cached else fresh[form_id]
         # In file order, as a first run reads them: the newest-file-wins rule depends on it.
         frames[form_id] = frame.sort(pl.col("_file").replace_strict(order, return_dtype=pl.Int64),
@@ -124,7 +130,7 @@ def identify_senders(records: list[read.FileRecord], frames: dict[str, pl.DataFr
         r.sender_code = senders.get(r.path)
         for sh in r.sheets:
             sh.sender_code = tree.resolve(sh.sender)
-    return {(sh.path, sh.sheet): {"headers": sh.headers, "sender": sh.sender, "sender_code": sh.sender_code}
+    return {(sh.path, sh.sheet, sh.header_row): {"headers": sh.headers, "sender": sh.sender, "sender_code": sh.sender_code}
             for r in records for sh in r.sheets if sh.form}
 
 
@@ -132,7 +138,8 @@ def identify_senders(records: list[read.FileRecord], frames: dict[str, pl.DataFr
 def settled_validation(db: Path, period: str, fingerprint: str, reused: set[str]
                        ) -> dict[str, tuple[set[str], pl.DataFrame]]:
     """The last run's validation of the unchanged files, per form, if it used the same rules."""
-    settled = load.settled_failures(db, period, fingerprint, reused, load_forms(SCHEMAS), rollup.CHECK_RULES)
+    settled = load.settled_failures(db, period, fingerprint, reused, load_forms(load_settings().schemas),
+                                    rollup.CHECK_RULES)
     if reused:
         log.info("%s: %s", period, f"validation of {len(reused)} unchanged files taken from the last run" if settled
                  else "every file validated again (first run with these rules, forms or registry)")
@@ -141,22 +148,22 @@ def settled_validation(db: Path, period: str, fingerprint: str, reused: set[str]
 
 @task(cache_policy=NONE)
 def validate_form(form_id: str, frame: pl.DataFrame, tree: Tree, sheets: dict,
-                  settled: tuple[set[str], pl.DataFrame] | None = None):
+                  settled: tuple[set[str], pl.DataFrame] | None, period: str):
     """One form's rows of the month through its suite (rows of settled files excepted)."""
-    form = load_forms(SCHEMAS)[form_id]
+    form = load_forms(load_settings().schemas)[form_id]
     frame = frame.with_row_index("_row_id")
-    checked, failures, result = validate.validate(form, frame, tree, sheets, settled)
+    checked, failures, result = validate.validate(form, frame, tree, sheets, settled, period=period)
     faults.checkpoint("validating")
     return form, checked, failures, result
 
 
 @task(cache_policy=NONE)
 def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datetime, inbox: Path,
-                     records, staged, flow_run_id: str | None, reused: int = 0, validated_with: str | None = None
-                     ) -> None:
+                     records, staged, flow_run_id: str | None, reused: int = 0, validated_with: str | None = None,
+                     read_with: str | None = None) -> None:
     """Load the month into the building warehouse and compute its roll-up and indicators."""
     settings = load_settings()
-    forms = load_forms(SCHEMAS)
+    forms = load_forms(settings.schemas)
     con = load.connect(building, settings.storage_version)
     try:
         con.execute("begin")
@@ -167,17 +174,17 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         load.carry_forward(con, period, forms, settings.carry_forward_months)
         rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "),
                      deadline_utc(period, settings).isoformat(sep=" "))
-        rollup.month_on_month(con, period, run_id, forms["SG-01"])
+        rollup.soft_bounds(con, period, run_id, forms)
         rollup.roster_conflicts(con, period, run_id, forms["SG-02"])
         faults.checkpoint("rolling_up")
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
         con.execute("insert into ingest.runs (run_id, period, flow_run_id, started_at, finished_at, inbox, files, "
-                    "files_rejected, rows_read, rows_rejected, status, key_id, files_reused, validated_with) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?)",
+                    "files_rejected, rows_read, rows_rejected, status, key_id, files_reused, validated_with, read_with) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?, ?)",
                     [run_id, period, flow_run_id, started, dt.datetime.now(dt.UTC).replace(tzinfo=None),
                      str(inbox), len(records), sum(r.status == "rejected" for r in records), rows_read,
-                     rows_rejected, pii.key_id(pii.load_key()), reused, validated_with])
+                     rows_rejected, pii.key_id(pii.load_key()), reused, validated_with, read_with])
         con.execute("commit")
         con.execute("checkpoint")
     finally:
@@ -249,8 +256,10 @@ def task_runner():
 
 
 @flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False, task_runner=task_runner())
-def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB)) -> dict:
-    """Roll up one month of the inbox into the warehouse and publish it (no period: last month)."""
+def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB),
+                   full: bool = False) -> dict:
+    """Roll up one month of the inbox into the warehouse and publish it (no period: last month).
+    `full`: read and validate every file again, taking nothing from the month's last run."""
     period = period or previous_month(load_settings())
     check_period(period)
     inbox_path, db_path = Path(inbox), Path(db)
@@ -266,23 +275,24 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
 
     with publish.run_lock(db_path):
         files = discover_files(inbox_path, period)
-        records, frames, reused = read_month(files, inbox_path, period, db_path, settings.task_runner)
+        forms = load_forms(settings.schemas)
+        reading = read.reading_fingerprint(forms, settings.units_csv, pii.load_key())
+        records, frames, reused = read_month(files, inbox_path, period, db_path, settings.task_runner, reading, full)
         # quote(): Prefect would otherwise walk every record and sheet of the month looking for
         # futures in the arguments, which at province scale takes longer than the work itself.
         sheets = identify_senders(quote(records), quote(frames), quote(tree))
-        forms = load_forms(SCHEMAS)
         fingerprint = validate.fingerprint(forms, tree)
         settled = settled_validation(db_path, period, fingerprint, quote(reused))
         staged, results = {}, []
         for form_id in sorted(forms):
             form, checked, failures, result = validate_form(form_id, quote(frames[form_id]), quote(tree),
-                                                            quote(sheets), quote(settled.get(form_id)))
+                                                            quote(sheets), quote(settled.get(form_id)), period)
             staged[form_id] = (form, checked, failures)
             results.append(result)
         building = publish.prepare(db_path, run_id, settings.storage_version)
         try:
             load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
-                             flow_run_id, len(reused), fingerprint)
+                             flow_run_id, len(reused), fingerprint, json.dumps(reading, sort_keys=True))
             publish_warehouse(building, db_path)
         except Exception as exc:
             # A disk that fills up while the month is built: the same clear message as before the run.

@@ -34,7 +34,8 @@ import python_calamine
 
 from .errors import ConfigError, FileRejected, printable
 from .schemas import Field, Form, normalise_header
-from .values import BLANK_TEXTS, convert, credit_code_valid, id_number_valid, id_sex, is_blank, text_of
+from .values import (BLANK_TEXTS, convert, credit_code_valid, id_number_old, id_number_valid, id_sex, is_blank,
+                     is_filing_date_label, stated_month, text_of)
 from . import pii
 
 log = logging.getLogger("shegong")
@@ -58,8 +59,6 @@ _FOOTER = re.compile(r"^(填报人|填表人|制表人|审核人|审核|负责�
                      r"填报日期|制表日期|注[:：]|说明[:：]|备注[:：])")
 _TOTAL = re.compile(r"^(合计|总计|小计|累计)")
 _FORM_NO = re.compile(r"SG-?0?([1-6])", re.I)
-_STATED = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月")
-_STATED_LABEL = re.compile(r"(统计期|填报月份|报告期|所属期|统计月份)[:：]?\s*(\d{4})\s*[-年./]\s*(\d{1,2})")
 _INSTRUCTIONS = re.compile(r"^(填表说明|填报说明|说明|下拉选项)$")
 _SENDER = re.compile(r"填报单位[:：]\s*([^\s:：]+)")
 # Magic numbers: an .xlsx is a zip; an OLE container is an .xls, or an .xlsx with a password.
@@ -107,11 +106,17 @@ def discover(inbox: Path, period: str) -> list[Path]:
 
 # --- raw rows -----------------------------------------------------------------------------------
 
-def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
-    """(sheet name, Excel row number of the first row, rows) for each sheet of a file."""
+# A sheet as the reader gives it: its name, the Excel row number of its first row, its rows (merged
+# ranges filled in), and how it is shown in the workbook.
+VISIBLE, HIDDEN, VERY_HIDDEN = "visible", "hidden", "very hidden"
+RawSheet = tuple[str, int, list[list], str]
+
+
+def _sheets_of(path: Path, data: bytes) -> list[RawSheet]:
+    """Each sheet of a file, as RawSheet."""
     ext = path.suffix.lower()
     if ext in TEXT:
-        return [(path.stem, 1, _csv_rows(data))]
+        return [(path.stem, 1, _csv_rows(data), VISIBLE)]
     if ext in (".xlsx", ".xlsm") and data.startswith(_OLE):
         raise FileRejected("文件设置了打开密码，无法读取；请取消密码后重新报送",
                            "workbook is an encrypted OLE container (password-protected)")
@@ -121,14 +126,20 @@ def _sheets_of(path: Path, data: bytes) -> list[tuple[str, int, list[list]]]:
     return _READER.parse(ext, data)
 
 
-def parse_workbook(ext: str, data: bytes) -> list[tuple[str, int, list[list]]]:
-    """The sheets of a workbook, as _sheets_of gives them; runs in the reader process."""
+def parse_workbook(ext: str, data: bytes) -> list[RawSheet]:
+    """The sheets of a workbook, as _sheets_of gives them; runs in the reader process. Hidden
+    sheets are listed but not parsed: they are not part of what the sender submits."""
     flagged = check_container(data) if ext in ZIPPED else set()
     try:
         wb = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
         errors = _xlsx_error_cells(data, flagged) if ext in (".xlsx", ".xlsm") and flagged else {}
-        out = []
+        shown = {m.name: _visibility(m.visible) for m in wb.sheets_metadata}
+        ods_merged = _ods_merged_ranges(data) if ext == ".ods" else {}
+        out, budget = [], [MAX_MERGED_CELLS]
         for name in wb.sheet_names:
+            if shown.get(name, VISIBLE) != VISIBLE:
+                out.append((name, 1, [], shown[name]))
+                continue
             sheet = wb.get_sheet_by_name(name)
             top, left = sheet.start or (0, 0)
             rows = _bounded(sheet.iter_rows(), name)
@@ -138,7 +149,10 @@ def parse_workbook(ext: str, data: bytes) -> list[tuple[str, int, list[list]]]:
             for (r, c), text in errors.get(name, {}).items():
                 if 0 <= r - top < len(rows) and c < len(rows[r - top]):
                     rows[r - top][c] = text
-            out.append((name, top + 1, rows))
+            # calamine gives the merged ranges of .xlsx and .xls (None for .ods, read from its XML).
+            merged = sheet.merged_cell_ranges if ext != ".ods" else ods_merged.get(name)
+            fill_merged(rows, merged or (), top, budget)
+            out.append((name, top + 1, rows, VISIBLE))
         return out
     except FileRejected:
         raise
@@ -150,6 +164,80 @@ def parse_workbook(ext: str, data: bytes) -> list[tuple[str, int, list[list]]]:
         # arrives as pyo3's PanicException, a BaseException: a broken file must not stop the month.
         raise FileRejected("文件已损坏或不是有效的电子表格，无法打开；请重新导出后报送",
                            f"spreadsheet reader failed: {type(exc).__name__}: {exc}") from None
+
+
+
+
+def _visibility(value) -> str:
+    """How calamine says a sheet is shown (its enum is not hashable, so compared one by one)."""
+    enum = python_calamine.SheetVisibleEnum
+    return HIDDEN if value == enum.Hidden else VERY_HIDDEN if value == enum.VeryHidden else VISIBLE
+
+
+MAX_MERGED_CELLS = 2_000_000  # cells of merged ranges filled in, per workbook: a real report merges a few hundred
+
+
+def fill_merged(rows: list[list], ranges, top: int, budget: list[int]) -> None:
+    """Every cell of a merged range gets the range's value, as the sender sees it in each: a unit
+    code merged down the rows of its unit is that unit's code on every row. `ranges` are
+    ((first row, first column), (last row, last column)) in sheet coordinates; `budget` the
+    cells the workbook may still fill (a range over a whole sheet is not a report)."""
+    for (r0, c0), (r1, c1) in ranges:
+        r0, r1 = r0 - top, min(r1 - top, len(rows) - 1)
+        c1 = min(c1, MAX_COLUMNS - 1)
+        if r0 < 0 or r0 >= len(rows) or c0 >= len(rows[r0]) or r1 < r0 or c1 < c0:
+            continue
+        value = rows[r0][c0]
+        if value is None or value == "":
+            continue
+        budget[0] -= (r1 - r0 + 1) * (c1 - c0 + 1)
+        if budget[0] < 0:
+            raise FileRejected(_TOO_BIG_ZH, f"merged ranges cover more than {MAX_MERGED_CELLS} cells")
+        for r in range(r0, r1 + 1):
+            row = rows[r]
+            if len(row) <= c1:
+                row.extend([""] * (c1 + 1 - len(row)))
+            for c in range(c0, c1 + 1):
+                if row[c] is None or row[c] == "":
+                    row[c] = value
+
+
+_ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+
+
+def _ods_merged_ranges(data: bytes) -> dict[str, list]:
+    """Merged ranges of each sheet of an .ods (a cell spanning rows or columns), from its
+    content.xml: calamine does not give them for this format. check_container has already
+    refused DTDs and bounded the part's size."""
+    import xml.etree.ElementTree as ET
+    t = _ODS_TABLE
+    out: dict[str, list] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)).open("content.xml") as fh:
+            ranges, row, col, repeat, depth = None, 0, 0, 1, 0
+            for event, el in ET.iterparse(fh, events=("start", "end")):
+                tag = el.tag
+                if event == "start":
+                    if tag == t + "table":
+                        depth += 1
+                        if depth == 1:  # a sub-table's cells are not the sheet's
+                            ranges, row = out.setdefault(el.get(t + "name", ""), []), 0
+                    elif depth == 1 and tag == t + "table-row":
+                        col, repeat = 0, int(el.get(t + "number-rows-repeated", "1"))
+                    elif depth == 1 and tag in (t + "table-cell", t + "covered-table-cell"):
+                        rows_spanned = int(el.get(t + "number-rows-spanned", "1"))
+                        cols_spanned = int(el.get(t + "number-columns-spanned", "1"))
+                        if tag == t + "table-cell" and (rows_spanned > 1 or cols_spanned > 1):
+                            ranges.append(((row, col), (row + rows_spanned - 1, col + cols_spanned - 1)))
+                        col += int(el.get(t + "number-columns-repeated", "1"))
+                elif tag == t + "table":
+                    depth -= 1
+                elif depth == 1 and tag == t + "table-row":
+                    row += repeat
+                    el.clear()  # a sheet's rows are not kept: only the ranges are needed
+    except (KeyError, ValueError, ET.ParseError, zipfile.BadZipFile):
+        return {}  # calamine has read the file; without its ranges, merged cells stay as they are
+    return out
 
 
 _TOO_BIG_ZH = ("文件的表格范围过大或结构异常，读取所需内存超过上限，不予读取；请删除多余的行和列"
@@ -299,7 +387,7 @@ class _Reader:
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
 
-    def parse(self, ext: str, data: bytes) -> list[tuple[str, int, list[list]]]:
+    def parse(self, ext: str, data: bytes) -> list[RawSheet]:
         request = pickle.dumps((ext, data), protocol=pickle.HIGHEST_PROTOCOL)
         with self.lock:
             proc = self._start()
@@ -410,15 +498,22 @@ atexit.register(_READER.close)
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM) or GB18030 (a superset of GBK), never a lossy guess."""
+    """UTF-8 (with or without BOM), UTF-16 with its BOM (Excel's "Unicode 文本", tab-separated),
+    or GB18030 (a superset of GBK), never a lossy guess."""
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8):].decode("utf-8")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")  # the BOM says the byte order, and is dropped
+        except UnicodeDecodeError:
+            raise FileRejected("文本文件以 UTF-16（Unicode 文本）开头，但内容不完整或已损坏，无法读取；"
+                               "请用 Excel 重新另存为 .xlsx 后报送", "utf-16 text with a BOM cannot be decoded") from None
     for enc in ("utf-8", "gb18030"):
         try:
             return data.decode(enc)
         except UnicodeDecodeError:
             continue
-    raise FileRejected("CSV 文件的文字编码无法识别（应为 UTF-8 或 GBK）；请用 Excel 另存为 .xlsx 后重新报送",
+    raise FileRejected("CSV 文件的文字编码无法识别（应为 UTF-8、GBK 或 Unicode 文本）；请用 Excel 另存为 .xlsx 后重新报送",
                        "csv is neither utf-8 nor gb18030")
 
 
@@ -458,6 +553,10 @@ class Layout:
     header_rows: int
     columns: dict[int, Field]  # column index -> field
     headers: dict[str, str]  # field name -> header text as sent
+
+    @property
+    def code_column(self) -> int | None:
+        return next((i for i, f in self.columns.items() if f.name == "unit_code"), None)
 
 
 def _labels(texts: _Texts, r: int, two: bool) -> list[list[str]]:
@@ -511,52 +610,161 @@ class _Texts:
         return texts
 
 
-def recognise(rows: list[list], forms: dict[str, Form]) -> Layout | None:
-    """The form and header of a sheet, from its content: 表号, title, then header words."""
-    head = rows[:HEAD_ROWS]
-    # Every candidate form, row and header depth looks at the same few hundred head texts: each
-    # is folded once per sheet. (Only text can name a form: numbers and dates are skipped.)
-    norm = functools.cache(normalise_header)
-    # (Folded, a blank cell is "" or a placeholder such as "-", which names no form either.)
-    texts = [t for row in head for c in row if isinstance(c, str) and (t := norm(c)) and t not in BLANK_TEXTS]
-    hinted = set()
-    for t in texts:
+def _hints(row: list, forms: dict[str, Form], norm, numbered: set[str], titled: set[str]) -> None:
+    """Forms a title row names: by 表号 (SG-0n) into `numbered`, by a form's title into `titled`."""
+    # Only text can name a form; folded, a blank cell is "" or a placeholder such as "-".
+    for c in row:
+        if not isinstance(c, str) or (t := norm(c)) in BLANK_TEXTS:
+            continue
         m = _FORM_NO.search(t)
         if m and ("表号" in t or t.upper().startswith("SG")):
-            hinted.add(f"SG-0{m.group(1)}")
-    if not hinted:
+            numbered.add(f"SG-0{m.group(1)}")
         for form in forms.values():
-            if any(normalise_header(title) in t for title in form.titles for t in texts):
-                hinted.add(form.id)
-    candidates = [forms[f] for f in sorted(hinted) if f in forms] or list(forms.values())
-    best, best_score = None, 0
-    cells = _Texts(rows[:HEAD_ROWS + 1])
-    for form in candidates:
-        for r in range(len(head)):
-            if best_score >= len(form.fields):
-                # Every field found in one row: no later row of this form can score higher (the
-                # first best wins a tie), and the rows below a header are data, so stop looking.
-                break
-            for two in (False, True):
-                columns, headers = _match(form, _labels(cells, r, two), norm)
-                score = len(columns) - (0.5 if two else 0)  # prefer one header row on a tie
-                if score > best_score:
-                    best, best_score = Layout(form, r, 2 if two else 1, columns, headers), score
-    if best is None or len(best.columns) < min(3, len(best.form.fields)):
+            if any(normalise_header(title) in t for title in form.titles):
+                titled.add(form.id)
+
+
+def _best_at(cells: _Texts, r: int, forms: list[Form], norm) -> tuple[Layout, float] | None:
+    """The best reading of row r as a header (one row, or two with the next) among `forms`, if
+    one names enough of its form's fields to be a header at all."""
+    best, best_score = None, 0.0
+    if r >= len(cells):
         return None
-    return best
+    for form in forms:
+        for two in (False, True):
+            columns, headers = _match(form, _labels(cells, r, two), norm)
+            if len(columns) < min(3, len(form.fields)):
+                continue
+            score = len(columns) - (0.5 if two else 0)  # prefer one header row on a tie
+            if score > best_score:
+                best, best_score = Layout(form, r, 2 if two else 1, columns, headers), score
+    return (best, best_score) if best else None
+
+
+def _header_at(cells: _Texts, r: int, forms: dict[str, Form], hinted: set[str], norm) -> Layout | None:
+    """The header starting at row r or the row below, if row r begins one. Forms named by the
+    title rows above are preferred (several forms share header words); failing them, any form.
+    The row below is looked at too: of a two-row header, its lower row may name more fields."""
+    preferred = [forms[f] for f in sorted(hinted) if f in forms]
+    for candidates in ([preferred, list(forms.values())] if preferred else [list(forms.values())]):
+        here = _best_at(cells, r, candidates, norm)
+        if here is None:
+            continue
+        below = _best_at(cells, r + 1, candidates, norm)
+        return below[0] if below and below[1] > here[1] else here[0]
+    return None
+
+
+def recognise(rows: list[list], forms: dict[str, Form], start: int = 0, cells: _Texts | None = None,
+              norm=None) -> Layout | None:
+    """The form and header of the first table at or after row `start`, from the content: the
+    first row (of the next HEAD_ROWS) whose header words name enough of a form's fields, the form
+    decided by 表号 or title above it where several match."""
+    # Every candidate form, row and header depth looks at the same few hundred head texts: each
+    # is folded once per sheet.
+    norm = norm or functools.cache(normalise_header)
+    cells = cells or _Texts(rows)
+    numbered, titled = set(), set()
+    for r in range(start, min(len(rows), start + HEAD_ROWS)):
+        layout = _header_at(cells, r, forms, numbered or titled, norm)
+        if layout is not None:
+            return layout
+        _hints(rows[r], forms, norm, numbered, titled)
+    return None
+
+
+@dataclass
+class Table:
+    """One table of a sheet: its header, the rows above it that are its titles, and the indexes
+    (into the sheet's rows) of the rows below it up to the next table."""
+    layout: Layout
+    titles: list[list]
+    rows: list[int] = field(default_factory=list)
+
+
+# A label that divides a table into sections (二、农村社区, （一）城市社区, 第二部分): not data.
+_SECTION = re.compile(r"^(第?[一二三四五六七八九十]+[、.．]|第[一二三四五六七八九十]+部分|[(（][一二三四五六七八九十\d]+[)）]|"
+                      r"\d{1,2}[、．](?!\d))")
+TITLE_CELLS = 3  # a row of at most this many different values may be a title row of the next table
+
+
+def _code_like(value) -> bool:
+    """A cell that holds a code: the mark of a data row, which is never a header or a title."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    t = text_of(value)
+    return t is not None and unicodedata.normalize("NFKC", t).replace(" ", "").isdigit()
+
+
+def _values(row: list) -> set[str]:
+    return {t for c in row if (t := text_of(c)) is not None}
+
+
+def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
+    """Every table of a sheet, each under its own header, whatever its form. A table's rows end
+    where the next header begins; the short rows just above that header (its title, 表号,
+    填报单位) are the next table's titles, not data; a section label is never data; a header
+    repeated with the same columns continues the table it repeats."""
+    norm = functools.cache(normalise_header)
+    cells = _Texts(rows)
+    first = recognise(rows, forms, 0, cells, norm)
+    if first is None:
+        return []
+    tables = [Table(first, rows[:first.header_start])]
+    words = {w for form in forms.values() for w in form.match_words}
+    i = first.header_start + first.header_rows
+    pending: list[int] = []  # blank and short rows that are data, or the titles of a table below
+    while i < len(rows):
+        table, row = tables[-1], rows[i]
+        code = table.layout.code_column
+        if code is not None and code < len(row) and _code_like(row[code]):
+            table.rows += pending + [i]
+            pending, i = [], i + 1
+            continue
+        values = _values(row)
+        if not values:
+            pending.append(i)
+            i += 1
+            continue
+        if len(values) == 1 and _SECTION.match(re.sub(r"\s+", "", next(iter(values)))):
+            i += 1
+            continue
+        if len({norm(t) for t in values} & words) >= 3:
+            numbered, titled = set(), set()
+            for j in pending:
+                _hints(rows[j], forms, norm, numbered, titled)
+            found = _header_at(cells, i, forms, numbered or titled, norm)
+            if found is not None:
+                if found.form is table.layout.form and found.columns == table.layout.columns:
+                    pass  # the same header again: the table goes on below it
+                else:
+                    tables.append(Table(found, [rows[j] for j in pending]))
+                pending, i = [], found.header_start + found.header_rows
+                continue
+        if len(values) <= TITLE_CELLS:
+            pending.append(i)
+        else:
+            table.rows += pending + [i]
+            pending = []
+        i += 1
+    tables[-1].rows += pending  # footers and the like: judged as rows of the last table
+    return tables
 
 
 # --- one file ---------------------------------------------------------------------------------
 
 def _stated_period(title_rows: list[list]) -> str | None:
+    """The month the title rows state, if they state one (see values.stated_month); the date
+    beside a 填报日期 label is when the sheet was filled in, not the month it reports."""
     for row in title_rows:
+        after_label = False
         for c in row:
-            t = unicodedata.normalize("NFKC", text_of(c) or "")
-            m = _STATED_LABEL.search(t) or _STATED.search(t)
-            if m:
-                y, mo = m.group(m.lastindex - 1), m.group(m.lastindex)
-                return f"{int(y):04d}-{int(mo):02d}"
+            if is_blank(c):
+                continue
+            month = None if after_label else stated_month(c)
+            if month:
+                return month
+            after_label = is_filing_date_label(c)
     return None
 
 
@@ -576,7 +784,7 @@ def _is_footer_or_total(row: list, layout: Layout) -> bool:
         return True
     if _TOTAL.match(first):
         return True
-    code_col = next((i for i, f in layout.columns.items() if f.name == "unit_code"), None)
+    code_col = layout.code_column
     code = "" if code_col is None or code_col >= len(row) else re.sub(r"\s+", "", text_of(row[code_col]) or "")
     return not code.isdigit() and any(_TOTAL.match(re.sub(r"\s+", "", text_of(c) or "")) for c in row[:4])
 
@@ -585,10 +793,9 @@ _SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+\d+$", re.I)
 _TICKS = {"√", "✓", "✔"}
 
 
-def _refusal(layout: Layout, title_rows: list[list], data: list[list], period: str) -> FileRejected | None:
-    """Why a recognised sheet cannot be taken at all, if it cannot."""
+def _refusal(layout: Layout, stated: str | None, data: list[list], period: str) -> FileRejected | None:
+    """Why a recognised table cannot be taken at all, if it cannot."""
     form = layout.form
-    stated = _stated_period(title_rows)
     if stated and stated != period:
         return FileRejected(f"表内填报月份为 {stated}，与报送月份 {period} 不符（可能是上月文件重复报送）；请核对后重新报送",
                             f"stated period {stated} differs from inbox period {period}")
@@ -631,12 +838,13 @@ class _Column:
     and the conversions already made in this sheet. Offices repeat the same few values down a
     column (是/否, small counts, the same township), and conversion is the costliest step of
     reading; the memo is keyed by type as well as value, since True == 1 == 1.0 in Python."""
-    __slots__ = ("index", "field", "name", "ok", "raw", "valid", "checkbox", "memo")
+    __slots__ = ("index", "field", "name", "ok", "raw", "valid", "old", "checkbox", "memo")
 
     def __init__(self, index: int, f: Field, checkbox: bool):
         self.index, self.field, self.checkbox = index, f, checkbox
         # One string object per name for the whole sheet: rows pickle smaller and faster.
         self.name, self.ok, self.raw, self.valid = f.name, f"{f.name}__ok", f"{f.name}__raw", f"{f.name}__valid"
+        self.old = f"{f.name}__old"
         # ID numbers are unique per row, and are not kept a moment longer than their row needs.
         self.memo: dict | None = None if f.type == "id_number" else {}
 
@@ -657,8 +865,11 @@ def _convert_row(columns: list[_Column], row: list, key: bytes) -> dict:
             typed, ok = convert(f, value)
             # Hash at once: the ID number itself goes no further than this function.
             out[col.name] = pii.person_key(key, typed) if typed else None
-            valid = id_number_valid(typed) if typed else None
+            # An old 15-digit number has its own message; the 18-character rules do not judge it.
+            old = id_number_old(typed) if typed else None
+            valid = None if not typed or old else id_number_valid(typed)
             out[col.valid] = valid
+            out[col.old] = old
             out["sex_from_id"] = id_sex(typed) if valid else None
             out["birth_year"] = int(typed[6:10]) if valid else None
             out[col.ok] = ok
@@ -744,46 +955,111 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
         log.warning("file rejected: %s: %s", printable(rel), printable(exc.en))
         return record, rows_by_form
 
-    for name, first_row, rows in sheets:
-        sheet = SheetRecord(path=rel, sheet=name)
-        record.sheets.append(sheet)
+    for name, first_row, rows, shown in sheets:
+        if shown != VISIBLE:
+            # Not part of what the office submits (often last month's copy kept for reference).
+            sheet = SheetRecord(path=rel, sheet=name, status="skipped", reason_en=f"{shown} sheet",
+                                reason_zh=HIDDEN_ZH[shown])
+            record.sheets.append(sheet)
+            continue
         if not rows:
-            sheet.status, sheet.reason_zh, sheet.reason_en = "skipped", "空工作表", "empty sheet"
+            record.sheets.append(SheetRecord(path=rel, sheet=name, status="skipped", reason_zh="空工作表",
+                                             reason_en="empty sheet"))
             continue
-        layout = recognise(rows, forms)
-        if layout is None and _INSTRUCTIONS.search(name):
-            # The template's own instruction and list sheets: expected, not a problem to report.
-            sheet.status, sheet.reason_zh, sheet.reason_en = "skipped", "说明页，不含报送数据", "instructions sheet"
+        tables = tables_of(rows, forms)
+        if not tables:
+            sheet = SheetRecord(path=rel, sheet=name, status="skipped")
+            if _INSTRUCTIONS.search(name):
+                # The template's own instruction and list sheets: expected, not a problem to report.
+                sheet.reason_zh, sheet.reason_en = "说明页，不含报送数据", "instructions sheet"
+            else:
+                sheet.reason_zh = "未识别出报表（SG-01 至 SG-06）：找不到表头；请使用统一模板的表头"
+                sheet.reason_en = "no form recognised"
+            record.sheets.append(sheet)
             continue
-        if layout is None:
-            sheet.status = "skipped"
-            sheet.reason_zh = "未识别出报表（SG-01 至 SG-06）：找不到表头；请使用统一模板的表头"
-            sheet.reason_en = "no form recognised"
-            continue
-        form = layout.form
-        sheet.form, sheet.header_row = form.id, first_row + layout.header_start
-        sheet.headers = layout.headers
-        title_rows = rows[:layout.header_start]
-        sheet.sender = _sender(title_rows)
-        data = rows[layout.header_start + layout.header_rows:]
-        refusal = _refusal(layout, title_rows, data, period)
-        if refusal:
-            sheet.status, sheet.reason_zh, sheet.reason_en = "rejected", refusal.zh, refusal.en
-            log.warning("sheet rejected: %s [%s]: %s", printable(rel), printable(name), printable(refusal.en))
-            continue
-        columns = _columns(layout, _checkbox_columns(layout, data))
-        out = rows_by_form.setdefault(form.id, [])
-        for offset, row in enumerate(data):
-            i = layout.header_start + layout.header_rows + offset
-            if all(is_blank(row[c]) for c in layout.columns if c < len(row)):
-                continue
-            if _is_footer_or_total(row, layout):
-                continue
-            values = _convert_row(columns, row, key)
-            values.update(_file=rel, _sheet=name, _row=first_row + i, _received_at=record.received_at)
-            out.append(values)
-            sheet.data_rows += 1
+        top_titles = tables[0].titles
+        for table in tables:
+            record.sheets.append(_read_table(table, rows, top_titles, rel, name, first_row, period, key,
+                                             record.received_at, rows_by_form))
     return record, rows_by_form
+
+
+HIDDEN_ZH = {
+    HIDDEN: "隐藏的工作表，不属于报送内容，未读取；如其中是本月数据，请取消隐藏（或复制到可见的工作表）后重新报送",
+    VERY_HIDDEN: "深度隐藏的工作表（在 Excel 中无法直接取消隐藏），不属于报送内容，未读取；如其中是本月数据，"
+                 "请复制到可见的工作表后重新报送",
+}
+
+
+def _read_table(table: Table, rows: list[list], top_titles: list[list], rel: str, name: str, first_row: int,
+                period: str, key: bytes, received_at: dt.datetime, rows_by_form: dict[str, list[dict]]
+                ) -> SheetRecord:
+    """One table of a sheet: its record, and its rows converted into rows_by_form."""
+    layout, form = table.layout, table.layout.form
+    header_row = first_row + layout.header_start
+    sheet = SheetRecord(path=rel, sheet=name, form=form.id, header_row=header_row, headers=layout.headers)
+    # A table's own titles say its month and sender; failing them, the sheet's top titles do.
+    sheet.sender = _sender(table.titles) or _sender(top_titles)
+    data = [rows[i] for i in table.rows]
+    stated = _stated_period(table.titles) or _stated_period(top_titles)
+    refusal = _refusal(layout, stated, data, period)
+    if refusal:
+        sheet.status, sheet.reason_zh, sheet.reason_en = "rejected", refusal.zh, refusal.en
+        log.warning("sheet rejected: %s [%s]: %s", printable(rel), printable(name), printable(refusal.en))
+        return sheet
+    columns = _columns(layout, _checkbox_columns(layout, data))
+    out = rows_by_form.setdefault(form.id, [])
+    for i, row in zip(table.rows, data):
+        if all(is_blank(row[c]) for c in layout.columns if c < len(row)):
+            continue
+        if _is_footer_or_total(row, layout):
+            continue
+        values = _convert_row(columns, row, key)
+        values.update(_file=rel, _sheet=name, _row=first_row + i, _header_row=header_row, _received_at=received_at)
+        out.append(values)
+        sheet.data_rows += 1
+    return sheet
+
+
+# --- what decides what a file yields ---------------------------------------------------------------
+# Besides its bytes: the form schemas (titles, header words, aliases, types, rules), this code and
+# the libraries that decode cells, the registry, and the hashing key. The rerun cache takes a
+# file's rows from the month's last run only when every one of them is the same (load.read_cache).
+READING_CODE = ("read.py", "values.py", "schemas.py", "pii.py", "readpool.py")
+READING_LIBRARIES = ("python-calamine", "polars")
+
+
+def reading_fingerprint(forms: dict[str, Form], units_csv: Path, key: bytes) -> dict:
+    """A digest of each thing that decides what a file yields, by name (JSON-able)."""
+    import importlib.metadata
+    code = hashlib.sha256()
+    for name in READING_CODE:
+        code.update(hashlib.sha256((Path(__file__).parent / name).read_bytes()).digest())
+    for dist in READING_LIBRARIES:
+        code.update(f"{dist}=={importlib.metadata.version(dist)}".encode())
+    digest = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    return {"schemas": {(f.path.name if f.path else f.id): digest(f.path.read_bytes() if f.path else repr(f).encode())
+                        for f in forms.values()},
+            "code": code.hexdigest(), "registry": digest(units_csv.read_bytes()), "key": pii.key_id(key)}
+
+
+def reading_changes(before: dict | None, now: dict) -> str | None:
+    """What changed since `before` (a fingerprint of the month's last run), in a few words; None
+    when nothing did."""
+    if not before:
+        return "the month's last run recorded no reading fingerprint"
+    why = []
+    schemas = sorted(n for n in before.get("schemas", {}).keys() | now["schemas"].keys()
+                     if before.get("schemas", {}).get(n) != now["schemas"].get(n))
+    if schemas:
+        why.append(f"the form schemas changed ({', '.join(schemas)})")
+    if before.get("code") != now["code"]:
+        why.append("the reading code or its libraries changed")
+    if before.get("registry") != now["registry"]:
+        why.append("the registry changed")
+    if before.get("key") != now["key"]:
+        why.append("the hashing key changed")
+    return ", ".join(why) or None
 
 
 # --- frames -------------------------------------------------------------------------------------
@@ -797,12 +1073,14 @@ def _dtype(f: Field):
 def frame_schema(form: Form) -> dict:
     """Columns of a form's month frame: meta, typed fields, and per-field reading flags."""
     import polars as pl
-    schema = {"_file": pl.String, "_sheet": pl.String, "_row": pl.Int64, "_received_at": pl.Datetime("us")}
+    schema = {"_file": pl.String, "_sheet": pl.String, "_row": pl.Int64, "_header_row": pl.Int64,
+              "_received_at": pl.Datetime("us")}
     for f in form.fields:
         schema[f.name] = _dtype(f)
         if f.type in ("id_number", "credit_code"):
             schema[f"{f.name}__valid"] = pl.Boolean
         if f.type == "id_number":
+            schema[f"{f.name}__old"] = pl.Boolean
             schema["sex_from_id"] = pl.String
             schema["birth_year"] = pl.Int64
     for f in form.fields:

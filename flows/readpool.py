@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import pii, read
-from .config import SCHEMAS
+from .config import load_settings
 from .schemas import load_forms
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def parse_files(paths: list[Path], root: Path, period: str) -> Parsed:
     """Each file parsed: the files' records, in order, and their rows as a frame per form (in
     file order). Runs in a pool worker, a Dask worker, or this process; frames, not rows, travel
     back, and are made here, on the worker's core."""
-    forms = load_forms(SCHEMAS)
+    forms = load_forms(load_settings().schemas)
     key = pii.load_key()  # each process loads it: it never travels with the work
     records, rows = [], {form_id: [] for form_id in forms}
     for path in paths:
@@ -50,7 +50,7 @@ def combine(parts: list[Parsed]) -> Parsed:
     """Parts parsed separately, as one: records and rows in the parts' order."""
     import polars as pl
     records = [r for part_records, _ in parts for r in part_records]
-    forms = load_forms(SCHEMAS)
+    forms = load_forms(load_settings().schemas)
     frames = {form_id: pl.concat([frames[form_id] for _, frames in parts]) if parts
               else read.rows_frame(form, []) for form_id, form in forms.items()}
     return records, frames

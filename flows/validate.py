@@ -4,6 +4,7 @@ with an error are kept out of the roll-up, and the run goes on.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib.metadata
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from . import schemas
-from .schemas import Field, Form, Rule
+from .schemas import MONTH_END, Field, Form, Rule
 
 log = logging.getLogger("shegong")
 
@@ -82,13 +83,14 @@ def context():
     return _CONTEXT
 
 
-def checks_for(form: Form, tree) -> list[Check]:
-    """The expectations of a form, generated from its schema and the registry."""
+def checks_for(form: Form, tree, period: str) -> list[Check]:
+    """The expectations of a form for a month, generated from its schema and the registry."""
     gx = _gx()
     E = gx.expectations
     from great_expectations.expectations.row_conditions import Column
     out: list[Check] = []
     for f in form.fields:
+        out += _bound_checks(E, f, period)
         out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__ok", value_set=[True]),
                          "type", f.name, "error", _type_message(f)))
         if f.required:
@@ -117,6 +119,9 @@ def checks_for(form: Form, tree) -> list[Check]:
             out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__valid", value_set=[True]),
                              "check_digit", f.name, "error",
                              "「{header}」不是有效的公民身份号码（出生日期或校验位不对）；请核对（号码不在此显示）"))
+            out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__old", value_set=[False]),
+                             "old_id_number", f.name, "error",
+                             "「{header}」是旧 15 位身份证号码，请改为 18 位（号码不在此显示）"))
         if f.name == "sex" and any(g.type == "id_number" for g in form.fields):
             out.append(Check(E.ExpectColumnValuesToBeInSet(column="sex__matches_id", value_set=[True]),
                              "sex_matches_id", f.name, "error",
@@ -131,6 +136,37 @@ def checks_for(form: Form, tree) -> list[Check]:
                              "「{header}」「{value}」与登记册中该代码的名称不一致；请核对代码和名称"))
     for r in form.rules:
         out.append(_rule_check(E, Column, form, r))
+    return out
+
+
+def month_end(period: str) -> dt.date:
+    """The last day of a YYYY-MM month."""
+    y, m = map(int, period.split("-"))
+    return dt.date(y + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def _bound_checks(E, f: Field, period: str) -> list[Check]:
+    """The hard bounds of a field (errors) and its absolute soft bound (a warning), from the
+    schema's `bounds`. Bounds against the registry's population and the unit's last month need
+    other months and the roll-up: they are sql/checks, run with the roll-up."""
+    b, out = f.bounds, []
+    if b.min is not None:
+        out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, min_value=b.min), "min", f.name, "error",
+                         f"「{{header}}」为 {{value}}，不应小于 {b.min:g}；请核对"))
+    if b.max == MONTH_END:
+        end = month_end(period)
+        # Dates reach GX as pandas timestamps, which compare with a datetime (not a date); years as numbers.
+        limit = dt.datetime.combine(end, dt.time()) if f.type == "date" else end.year
+        out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, max_value=limit), "after_month", f.name,
+                         "error", f"「{{header}}」为 {{value}}，晚于报送月份（{end.year}年{end.month}月）；"
+                                  f"{'日期' if f.type == 'date' else '年份'}不能在报送月份之后，请核对"))
+    elif b.max is not None:
+        out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, max_value=b.max), "max", f.name, "error",
+                         f"「{{header}}」为 {{value}}，超出合理范围（不应大于 {b.max:g}），不可能是实际数字；请核对后更正"))
+    if b.warn_max is not None:
+        out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, max_value=b.warn_max), "warn_max", f.name,
+                         "warning", f"「{{header}}」为 {{value}}，明显偏大（一般不超过 {b.warn_max:g}）；"
+                                    f"如填报无误可忽略此提示，否则请更正后重新报送"))
     return out
 
 
@@ -176,7 +212,8 @@ def derive(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> pl.DataFrame:
     names = tree.name
     sender_of = {k: v.get("sender_code") for k, v in sheets.items()}
     sender_name = {k: v.get("sender") for k, v in sheets.items()}
-    keys = list(zip(frame["_file"].to_list(), frame["_sheet"].to_list()))
+    # A sheet may hold several tables, each under its own header: a row's is the one it was read under.
+    keys = list(zip(frame["_file"].to_list(), frame["_sheet"].to_list(), frame["_header_row"].to_list()))
     codes = frame["unit_code"].to_list()
     scope = [None if sender_of.get(k) is None or c not in names else tree.within(c, sender_of[k])
              for k, c in zip(keys, codes)]
@@ -195,12 +232,14 @@ def derive(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> pl.DataFrame:
     return frame
 
 
-def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str], dict],
-             settled: tuple[set[str], pl.DataFrame] | None = None) -> tuple[pl.DataFrame, pl.DataFrame, object]:
-    """Run the form's suite over the month's frame: (frame with `accepted`, failures, GX result).
+def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str, int], dict],
+             settled: tuple[set[str], pl.DataFrame] | None = None, *, period: str
+             ) -> tuple[pl.DataFrame, pl.DataFrame, object]:
+    """Run the form's suite for the month `period` over its frame: (frame with `accepted`,
+    failures, GX result).
 
-    `sheets` maps (file, sheet) to {"headers": field -> header as sent, "sender": 填报单位 text,
-    "sender_code": the unit it names, if any}. `settled` is (files, their failures): files the
+    `sheets` maps each table, (file, sheet, Excel row of its header), to {"headers": field ->
+    header as sent, "sender": 填报单位 text, "sender_code": the unit it names, if any}. `settled` is (files, their failures): files the
     month's last run validated with the same suites and registry (see `fingerprint`), unchanged
     since; their rows are not run through the suite again, the failures found then stand. Every
     check is of one row and its sheet, so that gives what a new validation would.
@@ -210,7 +249,7 @@ def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str]
     frame = derive(form, frame, tree, sheets)
     files, known = settled if settled else (set(), pl.DataFrame(schema=FAILURE_SCHEMA))
     todo = frame.filter(~pl.col("_file").is_in(list(files))) if files else frame
-    failures, result = _run_suite(form, todo, tree, sheets) if todo.height else ([], None)
+    failures, result = _run_suite(form, todo, tree, sheets, period) if todo.height else ([], None)
     fail = pl.DataFrame(failures, schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32}, orient="row") if failures \
         else pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
     if known.height:
@@ -226,11 +265,11 @@ def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str]
     return frame, fail.drop("_row_id"), result
 
 
-def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> tuple[list[tuple], object]:
+def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict, period: str) -> tuple[list[tuple], object]:
     """The form's GX suite over the frame: a failure tuple (FAILURE_SCHEMA, then _row_id) for each
     failing check of a row, and the GX result."""
     headers = {k: v.get("headers", {}) for k, v in sheets.items()}
-    checks = checks_for(form, tree)
+    checks = checks_for(form, tree, period)
     gx = _gx()
     ctx = context()
     suite = gx.ExpectationSuite(name=f"{form.table}")
@@ -253,10 +292,9 @@ def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> tuple[lis
                                                   "unexpected_index_column_names": ["_row_id"],
                                                   "return_unexpected_index_query": False})
     for res in result.results:
-        if not res.success and res.exception_info and res.exception_info.get("raised_exception"):
+        if not res.success and (error := _raised(res.exception_info)):
             check = checks[res.expectation_config.meta["check"]]
-            raise RuntimeError(f"expectation {check.rule} on {form.id}.{check.field} failed to run: "
-                               f"{res.exception_info.get('exception_message')}")
+            raise RuntimeError(f"expectation {check.rule} on {form.id}.{check.field} failed to run: {error}")
     # Only the failing rows as dicts: a province's month has 150,000 roster rows.
     failing = {int(item["_row_id"]) for res in result.results if not res.success
                for item in res.result.get("unexpected_index_list") or []}
@@ -269,7 +307,18 @@ def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict) -> tuple[lis
         for item in res.result.get("unexpected_index_list") or []:
             row = by_id[int(item["_row_id"])]
             failures.append(_failure(form, check, row, headers))
-    return failures, result
+    # A warning on a cell that has an error already (far too large is also unusually large) is no news.
+    wrong = {(f[-1], f[4]) for f in failures if f[8] == "error"}
+    return [f for f in failures if f[8] == "error" or (f[-1], f[4]) not in wrong], result
+
+
+def _raised(info: dict | None) -> str | None:
+    """The message of an exception an expectation raised, if it raised one: GX reports it at the
+    top of exception_info, or under the metric that failed (a failed metric is no failed row)."""
+    for part in [info or {}, *(v for v in (info or {}).values() if isinstance(v, dict))]:
+        if part.get("raised_exception"):
+            return str(part.get("exception_message"))
+    return None
 
 
 def fingerprint(forms: dict[str, Form], tree) -> str:
@@ -292,7 +341,7 @@ def _same_name(sent: str, registered: str) -> bool:
 
 
 def _failure(form: Form, check: Check, row: dict, headers) -> tuple:
-    sheet_headers = headers.get((row["_file"], row["_sheet"]), {})
+    sheet_headers = headers.get((row["_file"], row["_sheet"], row["_header_row"]), {})
     header = sheet_headers.get(check.field, form.field(check.field).header)
     f = form.field(check.field)
     if check.rule == "type":

@@ -62,7 +62,7 @@ def test_registry_type_enum_and_warning_failures():
 
     form = load_forms(SCHEMAS)["SG-03"]
     tree = Tree(load_units(load_settings().units_csv))
-    base = {"_file": "a.xlsx", "_sheet": "S", "_received_at": None}
+    base = {"_file": "a.xlsx", "_sheet": "S", "_header_row": 3, "_received_at": None}
     rows = [
         dict(base, _row=4, unit_code="510402001000", unit_name="大渡口街道", station_in_service=True,
              station_opened=None, operation_mode="外包"),
@@ -73,8 +73,8 @@ def test_registry_type_enum_and_warning_failures():
         # 东区 names itself as the sender: a 米易县 town is outside its part of the tree.
         dict(base, _row=7, unit_code="510421100000", unit_name="攀莲镇", station_in_service=False),
     ]
-    sheets = {("a.xlsx", "S"): {"headers": {"operation_mode": "运营模式"}, "sender": "东区", "sender_code": "510402000000"}}
-    frame, failures, _ = validate(form, to_frame(form, rows), tree, sheets)
+    sheets = {("a.xlsx", "S", 3): {"headers": {"operation_mode": "运营模式"}, "sender": "东区", "sender_code": "510402000000"}}
+    frame, failures, _ = validate(form, to_frame(form, rows), tree, sheets, period="2024-03")
     got = sorted(failures.select("excel_row", "rule", "severity", "message_zh").iter_rows())
     prefix = "文件「a.xlsx」工作表「S」第 {} 行："
     assert got == [
@@ -99,22 +99,23 @@ def test_rows_of_settled_files_keep_the_last_runs_failures_and_the_rest_are_vali
 
     form = load_forms(SCHEMAS)["SG-03"]
     tree = Tree(load_units(load_settings().units_csv))
-    rows = [dict(_file="a.xlsx", _sheet="S", _received_at=None, _row=4, unit_code="510402001000",
+    rows = [dict(_file="a.xlsx", _sheet="S", _header_row=3, _received_at=None, _row=4, unit_code="510402001000",
                  unit_name="大渡口街道", station_in_service=True, operation_mode="外包"),
-            dict(_file="b.xlsx", _sheet="S", _received_at=None, _row=4, unit_code="510402001002",
+            dict(_file="b.xlsx", _sheet="S", _header_row=3, _received_at=None, _row=4, unit_code="510402001002",
                  unit_name="大渡口街社区", station_in_service=False)]
-    sheets = {(f, "S"): {"headers": {}, "sender": None, "sender_code": None} for f in ("a.xlsx", "b.xlsx")}
+    sheets = {(f, "S", 3): {"headers": {}, "sender": None, "sender_code": None} for f in ("a.xlsx", "b.xlsx")}
     frame = to_frame(form, rows)
-    checked, failures, _ = validate(form, frame, tree, sheets)
+    checked, failures, _ = validate(form, frame, tree, sheets, period="2024-03")
     assert sorted(failures.select("path", "rule").iter_rows()) == [
         ("a.xlsx", "enum"), ("a.xlsx", "required_when"), ("b.xlsx", "registry")]
     # a.xlsx unchanged since a run that found its two failures: the same month as validating all.
     settled = ({"a.xlsx"}, failures.filter(pl.col("path") == "a.xlsx"))
-    again, again_failures, _ = validate(form, frame, tree, sheets, settled)
+    again, again_failures, _ = validate(form, frame, tree, sheets, settled, period="2024-03")
     assert sorted(again_failures.iter_rows()) == sorted(failures.iter_rows())
     assert again["accepted"].to_list() == checked["accepted"].to_list() == [False, False]
     # Its rows are taken as that run judged them, not run through the suite again: had it found
     # nothing, nothing it is.
-    clean, clean_failures, _ = validate(form, frame, tree, sheets, ({"a.xlsx"}, pl.DataFrame(schema=FAILURE_SCHEMA)))
+    clean, clean_failures, _ = validate(form, frame, tree, sheets, ({"a.xlsx"}, pl.DataFrame(schema=FAILURE_SCHEMA)),
+                                        period="2024-03")
     assert sorted(clean_failures.select("path", "rule").iter_rows()) == [("b.xlsx", "registry")]
     assert clean["accepted"].to_list() == [True, False]

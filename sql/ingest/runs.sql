@@ -31,3 +31,5 @@ comment on column ingest.runs.key_id is 'Fingerprint of the ID-hash key (never t
 comment on column ingest.runs.files_reused is 'Unchanged files taken from the last run instead of being read again | 复用的未变文件数';
 alter table ingest.runs add column if not exists validated_with varchar;
 comment on column ingest.runs.validated_with is 'Fingerprint of the form schemas, registry and validation code the run validated with; a rerun keeps the results of unchanged files only under the same one | 校验依据（报表结构、区划登记册、校验程序）的指纹';
+alter table ingest.runs add column if not exists read_with varchar;
+comment on column ingest.runs.read_with is 'Digests of what decided what the files yielded (form schemas, reading code and libraries, registry, hashing key), JSON; a rerun takes unchanged files from the read cache only under the same ones | 读取依据（报表结构、读取程序、区划登记册、哈希密钥）的摘要';
