@@ -44,7 +44,7 @@ def cmd_run(args) -> int:
         months = [previous_month(load_settings())]  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))
     for period in months:
-        s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
+        s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db), full=args.full)
         print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
               f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
               + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
@@ -153,6 +153,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--to", dest="end", help="last month of a range, YYYY-MM")
     r.add_argument("--inbox", type=Path, default=DEFAULT_INBOX, help="inbox folder (default %(default)s)")
     r.add_argument("--db", type=Path, default=DEFAULT_DB, help="warehouse file (default %(default)s)")
+    r.add_argument("--full", action="store_true",
+                   help="read and validate every file again, taking nothing from the month's last run")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("show", help="print a unit's indicators for a month (default: the city)")
