@@ -956,11 +956,14 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
         return record, rows_by_form
 
     for name, first_row, rows, shown in sheets:
+        # The template's own instruction and list sheets (the list sheet is hidden): expected,
+        # not a problem to report.
+        instructions = SheetRecord(path=rel, sheet=name, status="skipped", reason_zh="说明页，不含报送数据",
+                                   reason_en="instructions sheet")
         if shown != VISIBLE:
             # Not part of what the office submits (often last month's copy kept for reference).
-            sheet = SheetRecord(path=rel, sheet=name, status="skipped", reason_en=f"{shown} sheet",
-                                reason_zh=HIDDEN_ZH[shown])
-            record.sheets.append(sheet)
+            record.sheets.append(instructions if _INSTRUCTIONS.search(name) else SheetRecord(
+                path=rel, sheet=name, status="skipped", reason_en=f"{shown} sheet", reason_zh=HIDDEN_ZH[shown]))
             continue
         if not rows:
             record.sheets.append(SheetRecord(path=rel, sheet=name, status="skipped", reason_zh="空工作表",
@@ -970,8 +973,7 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
         if not tables:
             sheet = SheetRecord(path=rel, sheet=name, status="skipped")
             if _INSTRUCTIONS.search(name):
-                # The template's own instruction and list sheets: expected, not a problem to report.
-                sheet.reason_zh, sheet.reason_en = "说明页，不含报送数据", "instructions sheet"
+                sheet = instructions
             else:
                 sheet.reason_zh = "未识别出报表（SG-01 至 SG-06）：找不到表头；请使用统一模板的表头"
                 sheet.reason_en = "no form recognised"

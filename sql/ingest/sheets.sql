@@ -13,7 +13,7 @@ create table if not exists ingest.sheets (
     reason_en      varchar,
     run_id         varchar not null
 );
-comment on table ingest.sheets is 'Sheets of the month''s files, one row per sheet | 每个工作表的识别结果';
+comment on table ingest.sheets is 'Sheets of the month''s files, one row per table of a sheet (a sheet may hold several, each under its own header; a hidden or unrecognised sheet is one row) | 每个工作表（表格）的识别结果';
 comment on column ingest.sheets.period is 'Month, YYYY-MM | 报送月份';
 comment on column ingest.sheets.path is 'File path below <inbox>/<period>/ | 文件路径';
 comment on column ingest.sheets.sheet is 'Sheet name (the file stem for CSV) | 工作表名称';
@@ -22,7 +22,7 @@ comment on column ingest.sheets.header_row is 'Excel row number of the header | 
 comment on column ingest.sheets.sender is 'Sender named in the sheet (填报单位), if any | 填报单位';
 comment on column ingest.sheets.data_rows is 'Data rows read | 数据行数';
 comment on column ingest.sheets.rows_rejected is 'Data rows rejected by validation | 未通过校验的行数';
-comment on column ingest.sheets.status is 'read, skipped (no form) or rejected (whole sheet) | 状态';
+comment on column ingest.sheets.status is 'read, skipped (no form, empty, instructions, hidden) or rejected (whole table) | 状态';
 comment on column ingest.sheets.reason_zh is 'Why skipped or rejected, for the sender | 原因';
 comment on column ingest.sheets.reason_en is 'Why skipped or rejected, in English for the team | 跳过或拒收原因（英文）';
 comment on column ingest.sheets.run_id is 'Run that read the sheet | 运行编号';
