@@ -135,7 +135,7 @@ def parse_workbook(ext: str, data: bytes) -> list[RawSheet]:
         errors = _xlsx_error_cells(data, flagged) if ext in (".xlsx", ".xlsm") and flagged else {}
         shown = {m.name: _visibility(m.visible) for m in wb.sheets_metadata}
         ods_merged = _ods_merged_ranges(data) if ext == ".ods" else {}
-        out, budget = [], [MAX_MERGED_CELLS]
+        out, budget = [], MAX_MERGED_CELLS
         for name in wb.sheet_names:
             if shown.get(name, VISIBLE) != VISIBLE:
                 out.append((name, 1, [], shown[name]))
@@ -151,7 +151,7 @@ def parse_workbook(ext: str, data: bytes) -> list[RawSheet]:
                     rows[r - top][c] = text
             # calamine gives the merged ranges of .xlsx and .xls (None for .ods, read from its XML).
             merged = sheet.merged_cell_ranges if ext != ".ods" else ods_merged.get(name)
-            fill_merged(rows, merged or (), top, budget)
+            budget = fill_merged(rows, merged or (), top, budget)
             out.append((name, top + 1, rows, VISIBLE))
         return out
     except FileRejected:
@@ -177,11 +177,12 @@ def _visibility(value) -> str:
 MAX_MERGED_CELLS = 2_000_000  # cells of merged ranges filled in, per workbook: a real report merges a few hundred
 
 
-def fill_merged(rows: list[list], ranges, top: int, budget: list[int]) -> None:
+def fill_merged(rows: list[list], ranges, top: int, budget: int) -> int:
     """Every cell of a merged range gets the range's value, as the sender sees it in each: a unit
     code merged down the rows of its unit is that unit's code on every row. `ranges` are
     ((first row, first column), (last row, last column)) in sheet coordinates; `budget` the
-    cells the workbook may still fill (a range over a whole sheet is not a report)."""
+    cells the workbook may still fill (a range over a whole sheet is not a report), returned less
+    what this sheet filled."""
     for (r0, c0), (r1, c1) in ranges:
         r0, r1 = r0 - top, min(r1 - top, len(rows) - 1)
         c1 = min(c1, MAX_COLUMNS - 1)
@@ -190,8 +191,8 @@ def fill_merged(rows: list[list], ranges, top: int, budget: list[int]) -> None:
         value = rows[r0][c0]
         if value is None or value == "":
             continue
-        budget[0] -= (r1 - r0 + 1) * (c1 - c0 + 1)
-        if budget[0] < 0:
+        budget -= (r1 - r0 + 1) * (c1 - c0 + 1)
+        if budget < 0:
             raise FileRejected(_TOO_BIG_ZH, f"merged ranges cover more than {MAX_MERGED_CELLS} cells")
         for r in range(r0, r1 + 1):
             row = rows[r]
@@ -200,6 +201,7 @@ def fill_merged(rows: list[list], ranges, top: int, budget: list[int]) -> None:
             for c in range(c0, c1 + 1):
                 if row[c] is None or row[c] == "":
                     row[c] = value
+    return budget
 
 
 _ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
@@ -641,10 +643,20 @@ def _best_at(cells: _Texts, r: int, forms: list[Form], norm) -> tuple[Layout, fl
     return (best, best_score) if best else None
 
 
-def _header_at(cells: _Texts, r: int, forms: dict[str, Form], hinted: set[str], norm) -> Layout | None:
+def _field_words(forms: dict[str, Form]) -> frozenset[str]:
+    """Every folded header word of every form."""
+    return frozenset(w for form in forms.values() for w in form.match_words)
+
+
+def _header_at(cells: _Texts, r: int, forms: dict[str, Form], hinted: set[str], norm,
+               words: frozenset[str]) -> Layout | None:
     """The header starting at row r or the row below, if row r begins one. Forms named by the
     title rows above are preferred (several forms share header words); failing them, any form.
     The row below is looked at too: of a two-row header, its lower row may name more fields."""
+    # A header names a field in its top row or the one below (title rows never do): any other
+    # row is passed over without matching every form against it.
+    if not any(t and norm(t) in words for row in (r, r + 1) if row < len(cells) for t in cells[row]):
+        return None
     preferred = [forms[f] for f in sorted(hinted) if f in forms]
     for candidates in ([preferred, list(forms.values())] if preferred else [list(forms.values())]):
         here = _best_at(cells, r, candidates, norm)
@@ -664,9 +676,10 @@ def recognise(rows: list[list], forms: dict[str, Form], start: int = 0, cells: _
     # is folded once per sheet.
     norm = norm or functools.cache(normalise_header)
     cells = cells or _Texts(rows)
+    words = _field_words(forms)
     numbered, titled = set(), set()
     for r in range(start, min(len(rows), start + HEAD_ROWS)):
-        layout = _header_at(cells, r, forms, numbered or titled, norm)
+        layout = _header_at(cells, r, forms, numbered or titled, norm, words)
         if layout is not None:
             return layout
         _hints(rows[r], forms, norm, numbered, titled)
@@ -711,7 +724,7 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
     if first is None:
         return []
     tables = [Table(first, rows[:first.header_start])]
-    words = {w for form in forms.values() for w in form.match_words}
+    words = _field_words(forms)
     i = first.header_start + first.header_rows
     pending: list[int] = []  # blank and short rows that are data, or the titles of a table below
     while i < len(rows):
@@ -733,11 +746,10 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
             numbered, titled = set(), set()
             for j in pending:
                 _hints(rows[j], forms, norm, numbered, titled)
-            found = _header_at(cells, i, forms, numbered or titled, norm)
+            found = _header_at(cells, i, forms, numbered or titled, norm, words)
             if found is not None:
-                if found.form is table.layout.form and found.columns == table.layout.columns:
-                    pass  # the same header again: the table goes on below it
-                else:
+                # The same header again (under a section label, on a new page): the table goes on.
+                if not (found.form is table.layout.form and found.columns == table.layout.columns):
                     tables.append(Table(found, [rows[j] for j in pending]))
                 pending, i = [], found.header_start + found.header_rows
                 continue
@@ -1039,10 +1051,11 @@ def reading_fingerprint(forms: dict[str, Form], units_csv: Path, key: bytes) -> 
         code.update(hashlib.sha256((Path(__file__).parent / name).read_bytes()).digest())
     for dist in READING_LIBRARIES:
         code.update(f"{dist}=={importlib.metadata.version(dist)}".encode())
-    digest = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
-    return {"schemas": {(f.path.name if f.path else f.id): digest(f.path.read_bytes() if f.path else repr(f).encode())
+    return {"schemas": {(f.path.name if f.path else f.id):
+                        hashlib.sha256(f.path.read_bytes() if f.path else repr(f).encode()).hexdigest()
                         for f in forms.values()},
-            "code": code.hexdigest(), "registry": digest(units_csv.read_bytes()), "key": pii.key_id(key)}
+            "code": code.hexdigest(), "registry": hashlib.sha256(units_csv.read_bytes()).hexdigest(),
+            "key": pii.key_id(key)}
 
 
 def reading_changes(before: dict | None, now: dict) -> str | None:

@@ -308,8 +308,9 @@ def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict, period: str)
             row = by_id[int(item["_row_id"])]
             failures.append(_failure(form, check, row, headers))
     # A warning on a cell that has an error already (far too large is also unusually large) is no news.
-    wrong = {(f[-1], f[4]) for f in failures if f[8] == "error"}
-    return [f for f in failures if f[8] == "error" or (f[-1], f[4]) not in wrong], result
+    field, severity = list(FAILURE_SCHEMA).index("field"), list(FAILURE_SCHEMA).index("severity")
+    wrong = {(f[-1], f[field]) for f in failures if f[severity] == "error"}
+    return [f for f in failures if f[severity] == "error" or (f[-1], f[field]) not in wrong], result
 
 
 def _raised(info: dict | None) -> str | None:

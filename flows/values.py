@@ -250,6 +250,7 @@ _MONTH_PATTERNS = (
 )
 # A label before a date that is not the month reported on: when the sheet was filled in or printed.
 _FILING_DATE = re.compile(r"(填报|填表|制表|报送|打印|审核)(日期|时间)[:：]?")
+_FILING_DATE_WITH_DATE = re.compile(_FILING_DATE.pattern + r"[\d年月日号./\-〇零○一二三四五六七八九十]*")
 
 
 def _cn_number(text: str) -> int:
@@ -277,9 +278,7 @@ def stated_month(value: object) -> str | None:
         return f"{value.year:04d}-{value.month:02d}"
     if not isinstance(value, str):
         return None
-    text = _SPACES.sub("", unicodedata.normalize("NFKC", value))
-    if _FILING_DATE.search(text):
-        text = text[:_FILING_DATE.search(text).start()]
+    text = _FILING_DATE_WITH_DATE.sub("", _SPACES.sub("", unicodedata.normalize("NFKC", value)))
     found = [m for p in _MONTH_PATTERNS if (m := p.search(text))]
     for m in sorted(found, key=lambda m: m.start()):
         month = _year_month(m.group(1), m.group(2))
@@ -289,5 +288,9 @@ def stated_month(value: object) -> str | None:
 
 
 def is_filing_date_label(value: object) -> bool:
-    """A cell such as 填报日期： whose neighbour holds the date the sheet was filled in."""
-    return isinstance(value, str) and _FILING_DATE.search(_SPACES.sub("", value)) is not None
+    """A cell that ends with 填报日期： and the like: the next cell holds the date the sheet was filled
+    in, not the month it reports."""
+    if not isinstance(value, str):
+        return False
+    text = _SPACES.sub("", unicodedata.normalize("NFKC", value))
+    return any(m.end() == len(text) for m in _FILING_DATE.finditer(text))

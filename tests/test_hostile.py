@@ -233,3 +233,22 @@ def test_values_built_to_break_sql_round_trip_as_text(tmp_path, con):
 
 SG01_SHORT = ["村（社区）代码", "村（社区）名称", "户籍人口", "社区专职工作者人数", "其中持证人数"]
 VILLAGES = ["510402001002", "510402001004", "510402001005", "510402001006", "510402001002", "510402001004"]
+
+
+def test_a_merged_range_over_a_whole_sheet_is_refused_not_filled(tmp_path):
+    """Merged cells are filled in (every cell of the range gets its value), but not without bound:
+    one range over 10,000 rows and 255 columns is no report."""
+    from fixtures.build_hostile import parts, rezip
+    rows = b"".join(b'<row r="%d"><c r="A%d" t="inlineStr"><is><t>x</t></is></c></row>' % (r, r)
+                    for r in range(2, 10001))
+    files = parts(with_rows(workbook([["x", "合并"]]), "xl/worksheets/sheet1.xml", rows))
+    sheet = files["xl/worksheets/sheet1.xml"]
+    files["xl/worksheets/sheet1.xml"] = sheet.replace(
+        b"</sheetData>", b'</sheetData><mergeCells count="1"><mergeCell ref="B1:IV10000"/></mergeCells>', 1)
+    path = tmp_path / PERIOD / "合并.xlsx"
+    path.parent.mkdir()
+    path.write_bytes(rezip(files))
+    record, rows = read_file(path, path.parent, PERIOD, FORMS, pii.load_key())
+    assert (record.status, record.reason_en, rows) == ("rejected", "merged ranges cover more than 2000000 cells", {})
+    assert record.reason_zh == ("文件的表格范围过大或结构异常，读取所需内存超过上限，不予读取；请删除多余的行和列"
+                                "（或把数据复制到新文件）后重新报送")

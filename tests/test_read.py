@@ -177,3 +177,25 @@ def test_footers_naming_contacts_are_not_data_and_semicolon_csv_is_read(tmp_path
     assert record.sheets[0].form == "SG-01" and record.sheets[0].data_rows == 1
     assert [(r["unit_code"], r["registered_population"], r["community_workers_certified"]) for r in rows["SG-01"]] == [
         ("510402001002", 5000, 3)]
+
+
+@pytest.mark.parametrize("cell, month", [
+    ("二〇二五年五月社会工作月报表", "2025-05"), ("二零二五年十二月", "2025-12"), ("2025年十一月", "2025-11"),
+    ("25年5月", "2025-05"), ("2025年05月份", "2025-05"), ("２０２５年５月", "2025-05"), ("统计期：2025.5", "2025-05"),
+    ("2025-05", "2025-05"), ("报告期 2025/5", "2025-05"), ("截至2025.05.31", "2025-05"),
+    (dt.date(2025, 5, 1), "2025-05"), (dt.datetime(2025, 5, 1), "2025-05"),
+    # A filing date is when the sheet was filled in, not its month; neither a range nor a year is a month.
+    ("统计期：2025年5月 填报日期：2025年6月3日", "2025-05"), ("填报日期：2025-06-03", None), ("2025年1-5月", None),
+    ("2025年度", None), ("二〇二五年", None), ("十二月", None), ("电话：13900000000", None), (20250501.0, None),
+])
+def test_the_month_a_title_cell_states(cell, month):
+    from flows.values import stated_month
+    assert stated_month(cell) == month
+
+
+@pytest.mark.parametrize("pasted", ["'510499198503124113", "510499\u200b198503124113", "5104991985\u00a003124113",
+                                    " 510499198503124113\ufeff", "‘510499198503124113"])
+def test_id_numbers_as_pasted_are_cleaned(pasted):
+    from flows.values import clean_pasted_code, id_number_old
+    assert clean_pasted_code(pasted) == "510499198503124113"
+    assert not id_number_old(clean_pasted_code(pasted)) and id_number_old("510499850312411")

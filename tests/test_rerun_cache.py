@@ -178,7 +178,7 @@ def test_a_rerun_with_nothing_changed_takes_every_file_from_the_last_run(first, 
     assert_same_warehouse(first_db, rerun)
 
 
-def test_a_conversion_changed_and_full(first, tmp_path):
+def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
     """The reading code changed on disk (a copy of the project whose count suffixes no longer
     include 人, so ３０００人 is not a number): `shegong run` reads every file again and says why,
     and gives what a run from scratch gives; `shegong run --full` reads everything though nothing
@@ -188,6 +188,8 @@ def test_a_conversion_changed_and_full(first, tmp_path):
     for part in ("flows", "schemas", "sql"):
         shutil.copytree(PROJECT / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
     edit(code / "flows" / "values.py", 'r"(人次|人|个|', 'r"(人次|个|')
+    # Run from elsewhere: `python -m flows.read` (the reader process) looks in its working folder first.
+    monkeypatch.chdir(tmp_path)
     env = {"PYTHONPATH": str(code), "SHEGONG_SETTINGS": str(data / "settings.toml")}
     rerun, scratch, full = tmp_path / "rerun.duckdb", tmp_path / "scratch.duckdb", tmp_path / "full.duckdb"
     shutil.copy(first_db, rerun)
