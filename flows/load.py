@@ -54,7 +54,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
         con.register("empty_frame", cache)
         # Rows read under another form schema are never taken again (their runs' reading
         # fingerprint differs): a table of other columns is replaced, not patched.
-        wanted = [("period", "VARCHAR")] + [tuple(r[:2]) for r in con.execute("describe select * from empty_frame").fetchall()]
+        wanted = [("period", "VARCHAR")] + [tuple(r[:2]) for r in
+                                            con.execute("describe select * from empty_frame").fetchall()]
         have = [tuple(r[:2]) for r in con.execute(
             "select column_name, data_type from information_schema.columns where table_schema = 'ingest' "
             "and table_name = ? order by ordinal_position", [read_cache_table(form).split(".")[1]]).fetchall()]
@@ -232,14 +233,18 @@ def read_cache(db: Path, period: str, forms: dict[str, Form], fingerprint: dict
                 records[path].sheets.append(SheetRecord(path=path, sheet=sheet, form=form, header_row=header_row,
                                                         data_rows=rows, status=status, reason_zh=zh, reason_en=en,
                                                         sender=sender, headers=json.loads(headers or "{}")))
+        read_rows = dict(con.execute("select form, sum(data_rows) from ingest.sheets where period = ? "
+                                     "and status = 'read' group by form", [period]).fetchall())
         frames = {}
         for form in forms.values():
             # Through Arrow, whole: a province's month is 180,000 rows.
             schema = frame_schema(form)
             frame = con.sql(f"select * exclude (period) from {read_cache_table(form)} where period = ? "
                             f"order by _file, _sheet, _row", params=[period]).pl()
-            if set(schema) - set(frame.columns):  # the fingerprint covers the schemas: never, but never a crash
-                return {}, {}, f"the read cache of {form.id} lacks columns"
+            # Never a crash, never a month short of rows: the cache must hold what the run read
+            # (a table replaced under another schema holds none of the months read before).
+            if set(schema) - set(frame.columns) or frame.height != read_rows.get(form.id, 0):
+                return {}, {}, f"the read cache of {form.id} does not hold the rows the last run read"
             frames[form.id] = frame.select(pl.col(n).cast(t) for n, t in schema.items())
         return records, frames, None
     finally:

@@ -166,8 +166,6 @@ def parse_workbook(ext: str, data: bytes) -> list[RawSheet]:
                            f"spreadsheet reader failed: {type(exc).__name__}: {exc}") from None
 
 
-
-
 def _visibility(value) -> str:
     """How calamine says a sheet is shown (its enum is not hashable, so compared one by one)."""
     enum = python_calamine.SheetVisibleEnum

@@ -215,3 +215,29 @@ def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
         f"{PERIOD}: all 10 files read again, none taken from the month's last run: asked for (--full)"]
     assert reused(full) == [0, 0]
     assert_same_warehouse(first_db, full)
+
+
+def test_a_month_whose_cached_rows_were_dropped_is_read_again(first, tmp_path, monkeypatch, caplog):
+    """A field added, another month run (the read cache tables are rebuilt for the new columns),
+    the field taken out again: the first month's last run read under today's schemas, but its
+    cached rows are gone. The rerun reads its files again rather than roll up a month without rows."""
+    inbox, data, first_db = first
+    db = tmp_path / "w.duckdb"
+    shutil.copy(first_db, db)
+    added = tmp_path / "added"
+    shutil.copytree(data, added)
+    with (added / "schemas" / "sg01.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[[fields]]\nname = "grid_workers"\nheader = "网格员人数"\ntype = "integer"\ncomment = "Grid workers"\n')
+    april = tmp_path / "inbox"
+    shutil.copytree(inbox / PERIOD / "市本级", april / "2024-04" / "市本级", copy_function=shutil.copy2)
+    monkeypatch.setenv("SHEGONG_SETTINGS", str(added / "settings.toml"))
+    monthly_rollup(period="2024-04", inbox=str(april), db=str(db))
+    monkeypatch.setenv("SHEGONG_SETTINGS", str(data / "settings.toml"))
+    with caplog.at_level(logging.WARNING, logger="shegong"):
+        monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    assert why(caplog) == [f"{PERIOD}: all 10 files read again, none taken from the month's last run: "
+                           f"the read cache of SG-01 does not hold the rows the last run read"]
+    query = "select * from mart.indicator_values where period = ? order by all"
+    with duckdb.connect(str(first_db), read_only=True) as a, duckdb.connect(str(db), read_only=True) as b:
+        assert b.execute(query, [PERIOD]).fetchall() == a.execute(query, [PERIOD]).fetchall()
+        assert b.execute("select count(*) from staging.sg01 where period = ?", [PERIOD]).fetchone() == (9,)
