@@ -13,6 +13,7 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+PREFECT_LEVEL_CHOSEN = "PREFECT_LOGGING_LEVEL" in os.environ
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from .config import DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
@@ -117,12 +118,32 @@ def cmd_explain(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .deploy import DEPLOYMENT, cron_expression, serve
+    from .deploy import DEPLOYMENT, api_url, cron_expression, serve
     from .config import load_settings
+    api_url()
+    _preflight(Path(args.inbox), Path(args.db))  # now, not at 02:00 on the 6th
+    if not PREFECT_LEVEL_CHOSEN:
+        # The served runs' logs are what the UI shows of them (stages, the month's summary): INFO,
+        # as a worker's runs log. Prefect is not imported yet, and the runs inherit the setting.
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
     s = load_settings()
     print(f"serving monthly-rollup/{DEPLOYMENT}: cron '{cron_expression(s)}' ({s.timezone}), "
           f"inbox {Path(args.inbox).resolve()}, warehouse {Path(args.db).resolve()}; Ctrl-C stops it")
     serve(Path(args.inbox), Path(args.db))
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from .deploy import DEPLOYMENT, api_url, cron_expression, deploy
+    from .config import load_settings
+    api_url()
+    _preflight(Path(args.inbox), Path(args.db))
+    deployment_id = deploy(args.pool, Path(args.inbox), Path(args.db))
+    s = load_settings()
+    print(f"deployed monthly-rollup/{DEPLOYMENT} ({deployment_id}) to work pool {args.pool}: cron "
+          f"'{cron_expression(s)}' ({s.timezone}), inbox {Path(args.inbox).resolve()}, warehouse "
+          f"{Path(args.db).resolve()}, runs start in {Path.cwd().resolve()}")
+    print(f"its runs wait for a worker: {Path(sys.executable).with_name('prefect')} worker start --pool {args.pool}")
     return 0
 
 
@@ -191,6 +212,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
     v.add_argument("--db", type=Path, default=DEFAULT_DB)
     v.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("deploy", parents=[common],
+                       help="put the monthly schedule on a process work pool of a Prefect server (PREFECT_API_URL), "
+                            "for `prefect worker start --pool NAME` to run")
+    d.add_argument("--pool", required=True, help="the work pool (`prefect work-pool create NAME --type process`)")
+    d.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
+    d.add_argument("--db", type=Path, default=DEFAULT_DB)
+    d.set_defaults(func=cmd_deploy)
 
     t = sub.add_parser("templates", help="write each reporting unit's xlsx for a month, its own rows filled in")
     t.add_argument("--period", required=True, help="the month the templates are for, YYYY-MM")

@@ -2,6 +2,14 @@
 roll up and compute → publish → feedback for senders and the validation site."""
 from __future__ import annotations
 
+if __package__ != "flows":
+    # Executed from its file (a deployment whose entrypoint is "flows/monthly.py:monthly_rollup"):
+    # the package's modules would load a second time under another name, which the read pool's
+    # and Dask's worker processes cannot import. Stop here, with what to do, rather than on the
+    # first month big enough for the pool.
+    raise ImportError("flows/monthly.py is the module flows.monthly: deploy the flow with `shegong serve` or "
+                      "`shegong deploy` (entrypoint flows.monthly.monthly_rollup), not from its file path")
+
 import datetime as dt
 import hashlib
 import logging
@@ -13,6 +21,8 @@ import polars as pl
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.logging import get_run_logger
+from prefect.states import Failed
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
 
@@ -20,10 +30,23 @@ from . import datadocs, faults, feedback, load, pii, publish, read, readpool, re
 from .registry import Tree
 from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month
+from .errors import ShegongError
 from .registry import load_indicators, load_population, load_units
 from .schemas import load_forms
 
 log = logging.getLogger("shegong")
+
+
+class _ExpectedStop(logging.Filter):
+    """A run stopped by a ShegongError logs its message once, as the flow's own ERROR line; Prefect's
+    engine would report the same error again with a traceback (as "unexpected"): left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ShegongError))
+
+
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_name).addFilter(_ExpectedStop())
 # Tasks take and return frames in memory: no caching or result persistence, which would hash
 # or write the month's rows (and their person keys) elsewhere.
 @task(cache_policy=NONE)
@@ -251,6 +274,18 @@ def task_runner():
 @flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False, task_runner=task_runner())
 def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB)) -> dict:
     """Roll up one month of the inbox into the warehouse and publish it (no period: last month)."""
+    try:
+        return roll_up(period, inbox, db)
+    except ShegongError as exc:
+        # A run that cannot go on, for a reason its message gives with what to do: the flow run is
+        # Failed with that line as its reason in the UI and its log, not a traceback. Called as a
+        # function (`shegong run`), the flow raises the error itself.
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)
+
+
+def roll_up(period: str | None, inbox: str, db: str) -> dict:
+    """The flow's work, in its run."""
     period = period or previous_month(load_settings())
     check_period(period)
     inbox_path, db_path = Path(inbox), Path(db)
@@ -296,10 +331,15 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
         publish_artifacts(db_path, period, reports)
         docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
+    rows = sum(f.height for _, f, _ in staged.values())
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
-    log.info("%s: %d files (%d rejected), %d rows rejected; published %s",
-             period, len(records), len(rejected_files), rows_rejected, db_path)
+    # What was rolled up and where to look, in the run's log (the UI's, for a scheduled run) too.
+    done = (f"{period} rolled up: {len(records)} files ({len(rejected_files)} rejected, {len(reused)} unchanged "
+            f"since the last run), {rows} rows ({rows_rejected} rejected); published {db_path}; report "
+            f"{', '.join(reports.values())}; {len(sent)} feedback workbooks in {feedback_dir(db_path) / period}")
+    log.info("%s", done)
+    get_run_logger().info("%s", done)
     return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
-            "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected,
+            "rows": rows, "rows_rejected": rows_rejected,
             "files_reused": len(reused), "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
             "data_docs": str(docs), "reports": reports}
