@@ -66,9 +66,22 @@ def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | Non
     # forkserver, not fork: this process runs Prefect's threads, which a fork would copy mid-flight.
     # The server imports this module once; each worker forked from it starts with it loaded.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(_preload())
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_log_like, initargs=_log_setup()) as pool:
         return combine(list(pool.map(parse_files, chunks, [root] * len(chunks), [period] * len(chunks))))
+
+
+def _preload() -> list[str]:
+    """What the pool's server imports before forking the workers: this module, and the package of
+    this process's main module. Each worker runs the main module again (multiprocessing does, so
+    that what it defines can be unpickled); in a flow run that Prefect started (served, or by a
+    worker) that is `prefect.engine`, and importing the `prefect` package it needs took seconds in
+    each worker. Imported once in the server, it is loaded in every worker forked from it."""
+    name = getattr(sys.modules["__main__"].__spec__, "name", None) or ""  # None: a script (`shegong`)
+    package = name.rpartition(".")[0]
+    # The package, not the module: runpy warns when the module it runs is imported already. A
+    # package's __main__ (python -m pytest) is never run by workers.
+    return [__name__, package] if package and not name.endswith("__main__") else [__name__]
 
 
 def _log_setup() -> tuple[int, list[tuple[str | None, str | None]]]:
