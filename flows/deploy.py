@@ -53,6 +53,7 @@ def deployment(inbox: Path = DEFAULT_INBOX, db: Path = DEFAULT_DB, pool: str | N
         parameters={"inbox": str(Path(inbox).resolve()), "db": str(Path(db).resolve())},
         description="Rolls up the previous month (period left empty) or the month given as `period`.",
         tags=["shegong"],
+        paused=False,  # registering again resumes the schedule, which stopping `shegong serve` pauses
         work_pool_name=pool,
         job_variables=job_variables,
     )

@@ -114,14 +114,15 @@ class Prefect:
         return temporary_settings({PREFECT_API_URL: self.api})
 
     def deployment(self, db: Path, pool: str | None):
-        """The deployment once registered for this warehouse and pool."""
+        """The deployment once registered for this warehouse and pool, its schedule active."""
         from prefect.exceptions import ObjectNotFound
         with self.settings(), self.client() as client:
             try:
                 d = client.read_deployment_by_name(DEPLOYMENT)
             except ObjectNotFound:
                 return None
-        return d if (d.parameters.get("db"), d.work_pool_name) == (str(db), pool) else None
+        # Not paused: stopping the previous `shegong serve` paused its schedule, registering resumes it.
+        return d if (d.parameters.get("db"), d.work_pool_name, d.paused) == (str(db), pool, False) else None
 
     def stop_running(self) -> None:
         for p in self.processes:
