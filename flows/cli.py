@@ -53,8 +53,23 @@ def cmd_run(args) -> int:
     if len(months) == 1:
         print()
         print(completeness_table(Path(args.db), months[0]))
+        print(_reminders_line(Path(args.db), months[0], s["reminders"]))
         print()
         print(indicator_table(Path(args.db), months[0]))
+    return 0
+
+
+def _reminders_line(db: Path, period: str, reminders: list[str]) -> str:
+    from .missing import counts_line, read
+    from .report import read_published
+    rows = read_published(db, period, read)
+    return (f"未报送清单：{counts_line(rows)}" + (f"，各县区催报表 {len(reminders)} 份：{Path(reminders[0]).parent}/"
+                                                 if reminders else "") + f"（明细：shegong missing --period {period}）")
+
+
+def cmd_missing(args) -> int:
+    from .missing import table
+    print(table(Path(args.db), args.period, args.unit))
     return 0
 
 
@@ -160,6 +175,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--unit", help="12-digit unit code (default: the city)")
     s.add_argument("--db", type=Path, default=DEFAULT_DB)
     s.set_defaults(func=cmd_show)
+
+    w = sub.add_parser("missing", help="list who still owes what for a month (催报): units and forms not received, "
+                                        "refused or only carried forward")
+    w.add_argument("--period", required=True, help="YYYY-MM")
+    w.add_argument("--unit", help="only this unit's subtree (12-digit code of a county or township)")
+    w.add_argument("--db", type=Path, default=DEFAULT_DB)
+    w.set_defaults(func=cmd_missing)
 
     m = sub.add_parser("report", help="write a month's report (xlsx and HTML) again from the published warehouse")
     m.add_argument("--period", required=True, help="YYYY-MM")

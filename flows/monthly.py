@@ -20,7 +20,7 @@ from . import datadocs, faults, feedback, load, pii, publish, read, readpool, re
 from .registry import Tree
 from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month
-from .registry import load_indicators, load_population, load_units
+from .registry import load_plans, load_population, load_units
 from .schemas import load_forms
 
 log = logging.getLogger("shegong")
@@ -162,7 +162,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         con.execute("begin")
         load.ensure_tables(con, forms)
         load.load_reference(con, load_units(settings.units_csv), load_population(settings.population_csv),
-                            load_indicators(settings.indicators_toml), forms)
+                            load_plans(settings.plans_dir), forms)
         load.load_month(con, period, run_id, records, staged)
         load.carry_forward(con, period, forms, settings.carry_forward_months)
         rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "),
@@ -207,6 +207,12 @@ def write_reports(db: Path, period: str) -> dict[str, str]:
     out = workbook.report_dir(db, period)
     return {"工作簿": str(workbook.write_workbook(db, period, out)),
             "网页": str(webpage.write_page(db, period, out))}
+
+
+@task(cache_policy=NONE)
+def write_reminders(db: Path, period: str) -> list[Path]:
+    """The month's missing list per county (催报), beside the report: <db dir>/reports/<period>/催报/."""
+    return workbook.write_reminders(db, period, workbook.report_dir(db, period) / workbook.REMINDERS)
 
 
 def publish_artifacts(db: Path, period: str, files: dict[str, str]) -> None:
@@ -293,6 +299,7 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
             publish.discard(building)
         sent = write_feedback(db_path, period)
         reports = write_reports(db_path, period)
+        reminders = write_reminders(db_path, period)
         publish_artifacts(db_path, period, reports)
         docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
@@ -302,4 +309,4 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
     return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
             "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected,
             "files_reused": len(reused), "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
-            "data_docs": str(docs), "reports": reports}
+            "data_docs": str(docs), "reports": reports, "reminders": [str(p) for p in reminders]}
