@@ -30,6 +30,7 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def cmd_run(args) -> int:
+    from . import progress
     from .config import check_period
     from .monthly import monthly_rollup
     from .report import completeness_table, indicator_table
@@ -43,11 +44,12 @@ def cmd_run(args) -> int:
         from .config import load_settings, previous_month
         months = [previous_month(load_settings())]  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))
-    for period in months:
-        s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
-        print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
-              f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
-              + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
+    with progress.shown(len(months)):
+        for period in months:
+            progress.month(period)
+            s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
+            progress.month_done()
+            _month_line(period, s)
     print(f"月报：{'，'.join(s['reports'].values())}")
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
@@ -57,6 +59,12 @@ def cmd_run(args) -> int:
         print()
         print(indicator_table(Path(args.db), months[0]))
     return 0
+
+
+def _month_line(period: str, s: dict) -> None:
+    print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
+          f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
+          + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
 
 
 def _reminders_line(db: Path, period: str, reminders: list[str]) -> str:

@@ -16,7 +16,7 @@ from prefect.context import get_run_context
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
 
-from . import datadocs, faults, feedback, load, pii, publish, read, readpool, report, rollup, validate, webpage, workbook
+from . import datadocs, faults, feedback, load, pii, progress, publish, read, readpool, report, rollup, validate, webpage, workbook
 from .registry import Tree
 from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month
@@ -69,7 +69,7 @@ def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path
 @task(cache_policy=NONE)
 def read_files(paths: list[Path], inbox: Path, period: str) -> readpool.Parsed:
     """Every new or changed file read (or recorded with why it could not be), on every core."""
-    parsed = readpool.parse_in_pool(paths, inbox / period, period)
+    parsed = readpool.parse_in_pool(paths, inbox / period, period, done=lambda n: progress.advance("read", n))
     faults.checkpoint("reading")
     return parsed
 
@@ -90,14 +90,19 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
         # Meanwhile: the last run's rows are fetched and the files hashed (a rerun), or the files
         # are read in other processes (a first run).
         validate.import_early()
+    progress.stage("read", len(files))
     hits, cached, todo = reuse_unchanged(files, inbox, period, db)
+    progress.advance("read", len(hits))  # unchanged since the last run: taken as read
     new = [files[i] for i in todo]
     if runner == "dask" and new:
         # A task per batch, spread over the runner's workers (processes, or other machines).
         size = readpool.TASK_FILES
         batches = [[str(p) for p in new[i:i + size]] for i in range(0, len(new), size)]
         futures = read_batch.map(batches, inbox=unmapped(str(inbox)), period=unmapped(period))
-        parsed, fresh = readpool.combine([f.result() for f in futures])
+        parts = [f.result() for f in futures]
+        for part in parts:
+            progress.advance("read", len(part[0]))
+        parsed, fresh = readpool.combine(parts)
         faults.checkpoint("reading")
     else:
         parsed, fresh = read_files(new, inbox, period) if new else readpool.combine([])
@@ -280,11 +285,14 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
         fingerprint = validate.fingerprint(forms, tree)
         settled = settled_validation(db_path, period, fingerprint, quote(reused))
         staged, results = {}, []
+        progress.stage("validate", len(forms))
         for form_id in sorted(forms):
             form, checked, failures, result = validate_form(form_id, quote(frames[form_id]), quote(tree),
                                                             quote(sheets), quote(settled.get(form_id)))
             staged[form_id] = (form, checked, failures)
             results.append(result)
+            progress.advance("validate")
+        progress.step("汇总与计算")
         building = publish.prepare(db_path, run_id, settings.storage_version)
         try:
             load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
@@ -297,6 +305,7 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
             raise clear from exc
         finally:
             publish.discard(building)
+        progress.step("反馈表与月报")
         sent = write_feedback(db_path, period)
         reports = write_reports(db_path, period)
         reminders = write_reminders(db_path, period)
