@@ -30,7 +30,7 @@ def shown(months: int):
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    bars = Progress(TextColumn("{task.description:<24}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+    bars = Progress(TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
                     TextColumn("{task.fields[left]}"), console=Console(stderr=True))
     with bars:
         # While the bars are drawn, our log lines go above them rather than through them.
@@ -40,9 +40,9 @@ def shown(months: int):
         with _lock:
             _bars = bars
             _tasks.clear()
-            _tasks["months"] = bars.add_task("月份", total=months, left=_left(0, 0, months))
+            _tasks["months"] = bars.add_task(_label("月份"), total=months, left=_left(0, 0, months))
             for name, label in STAGES.items():
-                _tasks[name] = bars.add_task(f"  {label}", total=None, left="")
+                _tasks[name] = bars.add_task(_label(f"  {label}"), total=None, left="")
         try:
             yield
         finally:
@@ -50,6 +50,12 @@ def shown(months: int):
                 _bars = None
             for handler, stream in moved:
                 handler.setStream(stream)
+
+
+def _label(text: str) -> str:
+    """Labels padded to one width on screen (a Chinese character takes two columns)."""
+    from .report import _pad
+    return _pad(text, 28)
 
 
 def _left(elapsed: float | None, done: float, total: float | None) -> str:
@@ -75,7 +81,7 @@ def month(period: str) -> None:
         if _bars is None:
             return
         _month = period
-        _bars.update(_tasks["months"], description=f"月份 {period}")
+        _bars.update(_tasks["months"], description=_label(f"月份 {period}"))
         for name in STAGES:
             _bars.reset(_tasks[name], total=None, left="")
 
@@ -88,7 +94,7 @@ def step(words: str) -> None:
 
 
 def _describe(words: str) -> None:
-    _bars.update(_tasks["months"], description=f"月份 {_month} · {words}")
+    _bars.update(_tasks["months"], description=_label(f"月份 {_month} · {words}"))
 
 
 def month_done() -> None:
