@@ -21,6 +21,7 @@ from flows.errors import ConfigError
 from flows.registry import load_plans, load_population, load_units
 from flows.report import indicator_table
 from flows.schemas import load_forms
+from flows.webpage import write_page
 from flows.workbook import SHEETS, write_workbook
 
 FIXTURE_PLAN = Path(__file__).parent / "fixtures" / "plans" / "2026-2030"
@@ -138,6 +139,9 @@ def test_the_printed_table_and_the_workbook_name_the_plan(warehouse, tmp_path):
     assert sheet["A2"].value == table[1]
     statuses = {r[11] for r in sheet.iter_rows(min_row=4, values_only=True) if r[14]}
     assert statuses == {"无规划"}
+    for month, line in (("2031-01", table[1]), ("2026-01", f"对照规划：{FICTITIOUS}（2026-01 至 2030-12）")):
+        page = write_page(warehouse, month, tmp_path / month).read_text(encoding="utf-8")
+        assert f'<p class="plan">{line}</p>' in page
 
 
 def test_plans_must_follow_each_other_and_an_id_keeps_its_meaning(tmp_path):
