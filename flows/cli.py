@@ -30,7 +30,7 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from . import progress
+    from . import missing, progress
     from .config import check_period
     from .monthly import monthly_rollup
     from .report import completeness_table, indicator_table
@@ -49,30 +49,18 @@ def cmd_run(args) -> int:
             progress.month(period)
             s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
             progress.month_done()
-            _month_line(period, s)
+            print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
+                  f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
+                  + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
     print(f"月报：{'，'.join(s['reports'].values())}")
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
         print()
         print(completeness_table(Path(args.db), months[0]))
-        print(_reminders_line(Path(args.db), months[0], s["reminders"]))
+        print(missing.run_line(Path(args.db), months[0], s["reminders"]))
         print()
         print(indicator_table(Path(args.db), months[0]))
     return 0
-
-
-def _month_line(period: str, s: dict) -> None:
-    print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
-          f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
-          + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
-
-
-def _reminders_line(db: Path, period: str, reminders: list[str]) -> str:
-    from .missing import counts_line, read
-    from .report import read_published
-    rows = read_published(db, period, read)
-    return (f"未报送清单：{counts_line(rows)}" + (f"，各县区催报表 {len(reminders)} 份：{Path(reminders[0]).parent}/"
-                                                 if reminders else "") + f"（明细：shegong missing --period {period}）")
 
 
 def cmd_missing(args) -> int:

@@ -47,6 +47,13 @@ def counts_line(rows: list[dict]) -> str:
     return f"共 {len(rows)} 项（" + "，".join(f"{zh} {by[s]}" for s, zh in STATUSES_ZH.items()) + "）"
 
 
+def run_line(db: Path, period: str, reminders: list[str]) -> str:
+    """What `shegong run` prints of the month's list: the counts and where the county lists are."""
+    rows = read_published(db, period, read)
+    where = f"，各县区催报表 {len(reminders)} 份：{Path(reminders[0]).parent}/" if reminders else ""
+    return f"未报送清单：{counts_line(rows)}{where}（明细：shegong missing --period {period}）"
+
+
 def deadline_zh(period: str) -> str:
     """The month's reporting deadline in words: 2024年4月5日."""
     return f"{month_zh(add_months(period, 1))}{load_settings().deadline_day}日"

@@ -99,9 +99,10 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
         size = readpool.TASK_FILES
         batches = [[str(p) for p in new[i:i + size]] for i in range(0, len(new), size)]
         futures = read_batch.map(batches, inbox=unmapped(str(inbox)), period=unmapped(period))
-        parts = [f.result() for f in futures]
-        for part in parts:
-            progress.advance("read", len(part[0]))
+        parts = []
+        for future in futures:  # in order: a batch counts once it and those before it are read
+            parts.append(future.result())
+            progress.advance("read", len(parts[-1][0]))
         parsed, fresh = readpool.combine(parts)
         faults.checkpoint("reading")
     else:
