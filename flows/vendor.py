@@ -67,8 +67,12 @@ def fetch(folder: Path = ASSETS) -> Path:
     for package in lock()["package"]:
         name, version = package["name"], package["version"]
         url = f"{REGISTRY}/{name}/-/{name.split('/')[-1]}-{version}.tgz"
-        with urllib.request.urlopen(url, timeout=120) as response:
-            data = response.read()
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:
+                data = response.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot fetch {url}: {exc}; the validation site's scripts and styles come from "
+                              f"the npm registry (SHEGONG_NPM_REGISTRY names a mirror)") from exc
         algorithm, _, expected = package["integrity"].partition("-")
         if base64.b64encode(hashlib.new(algorithm, data).digest()).decode() != expected:
             raise ConfigError(f"{url} does not match its pinned {algorithm} in {LOCK.name}; not installed")
@@ -130,4 +134,7 @@ def localise(page: Path, site: Path, text: str) -> str:
 
 
 if __name__ == "__main__":  # python -m flows.vendor: what `make install` runs
-    print(f"Data Docs assets: {fetch()}")
+    try:
+        print(f"Data Docs assets: {fetch()}")
+    except ConfigError as exc:
+        sys.exit(f"flows.vendor: {exc}")

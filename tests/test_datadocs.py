@@ -178,3 +178,50 @@ def test_the_site_opens_styled_and_sortable_with_every_request_outside_it_blocke
             browser.close()
     assert blocked == [], f"the site asked for {blocked}"
     assert problems == []
+
+
+def test_assets_are_installed_only_when_their_tarball_matches_its_pin(tmp_path, monkeypatch):
+    """flows.vendor against a registry on this machine serving one package: a wrong SHA-512 pin
+    installs nothing; the right one unpacks just the files named."""
+    import base64
+    import functools
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    from flows import vendor
+    from flows.errors import ConfigError
+
+    css = b"body { margin: 0 }"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("package/dist/x.css", css), ("package/README.md", b"not wanted")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tgz = buf.getvalue()
+    (tmp_path / "registry" / "demo" / "-").mkdir(parents=True)
+    (tmp_path / "registry" / "demo" / "-" / "demo-1.0.0.tgz").write_bytes(tgz)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "registry"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(vendor, "REGISTRY", f"http://127.0.0.1:{server.server_port}")
+        lock = tmp_path / "assets.toml"
+        monkeypatch.setattr(vendor, "LOCK", lock)
+        pin = lambda data: "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+        entry = '[[package]]\nname = "demo"\nversion = "1.0.0"\nintegrity = "{}"\nfiles = ["dist/x.css"]\n[urls]\n'
+        lock.write_text(entry.format(pin(tgz + b"tampered")))
+        with pytest.raises(ConfigError, match="demo-1.0.0.tgz does not match its pinned sha512"):
+            vendor.fetch(tmp_path / "assets")
+        assert not (tmp_path / "assets").exists()
+        lock.write_text(entry.format(pin(tgz)))
+        assert vendor.fetch(tmp_path / "assets") == tmp_path / "assets" and vendor.installed(tmp_path / "assets")
+        assert sorted(p.relative_to(tmp_path / "assets").as_posix() for p in (tmp_path / "assets").rglob("*")
+                      if p.is_file()) == [".lock-sha256", "demo@1.0.0/dist/x.css"]
+        assert (tmp_path / "assets" / "demo@1.0.0" / "dist" / "x.css").read_bytes() == css
+    finally:
+        server.shutdown()
