@@ -31,6 +31,7 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def cmd_run(args) -> int:
+    from . import missing, progress
     from .config import check_period
     from .monthly import monthly_rollup
     from .report import completeness_table, indicator_table
@@ -44,18 +45,28 @@ def cmd_run(args) -> int:
         from .config import load_settings, previous_month
         months = [previous_month(load_settings())]  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))
-    for period in months:
-        s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
-        print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
-              f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
-              + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
+    with progress.shown(len(months)):
+        for period in months:
+            progress.month(period)
+            s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
+            progress.month_done()
+            print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
+                  f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
+                  + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
     print(f"月报：{'，'.join(s['reports'].values())}")
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
         print()
         print(completeness_table(Path(args.db), months[0]))
+        print(missing.run_line(Path(args.db), months[0], s["reminders"]))
         print()
         print(indicator_table(Path(args.db), months[0]))
+    return 0
+
+
+def cmd_missing(args) -> int:
+    from .missing import table
+    print(table(Path(args.db), args.period, args.unit))
     return 0
 
 
@@ -181,6 +192,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--unit", help="12-digit unit code (default: the city)")
     s.add_argument("--db", type=Path, default=DEFAULT_DB)
     s.set_defaults(func=cmd_show)
+
+    w = sub.add_parser("missing", help="list who still owes what for a month (催报): units and forms not received, "
+                                        "refused or only carried forward")
+    w.add_argument("--period", required=True, help="YYYY-MM")
+    w.add_argument("--unit", help="only this unit's subtree (12-digit code of a county or township)")
+    w.add_argument("--db", type=Path, default=DEFAULT_DB)
+    w.set_defaults(func=cmd_missing)
 
     m = sub.add_parser("report", help="write a month's report (xlsx and HTML) again from the published warehouse")
     m.add_argument("--period", required=True, help="YYYY-MM")

@@ -26,12 +26,12 @@ from prefect.states import Failed
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
 
-from . import datadocs, faults, feedback, load, pii, publish, read, readpool, report, rollup, validate, webpage, workbook
+from . import datadocs, faults, feedback, load, pii, progress, publish, read, readpool, report, rollup, validate, webpage, workbook
 from .registry import Tree
 from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, SCHEMAS, check_period, deadline_utc, load_settings, previous_month
 from .errors import ShegongError
-from .registry import load_indicators, load_population, load_units
+from .registry import load_plans, load_population, load_units
 from .schemas import load_forms
 
 log = logging.getLogger("shegong")
@@ -92,7 +92,7 @@ def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path
 @task(cache_policy=NONE)
 def read_files(paths: list[Path], inbox: Path, period: str) -> readpool.Parsed:
     """Every new or changed file read (or recorded with why it could not be), on every core."""
-    parsed = readpool.parse_in_pool(paths, inbox / period, period)
+    parsed = readpool.parse_in_pool(paths, inbox / period, period, done=lambda n: progress.advance("read", n))
     faults.checkpoint("reading")
     return parsed
 
@@ -113,14 +113,20 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
         # Meanwhile: the last run's rows are fetched and the files hashed (a rerun), or the files
         # are read in other processes (a first run).
         validate.import_early()
+    progress.stage("read", len(files))
     hits, cached, todo = reuse_unchanged(files, inbox, period, db)
+    progress.advance("read", len(hits))  # unchanged since the last run: taken as read
     new = [files[i] for i in todo]
     if runner == "dask" and new:
         # A task per batch, spread over the runner's workers (processes, or other machines).
         size = readpool.TASK_FILES
         batches = [[str(p) for p in new[i:i + size]] for i in range(0, len(new), size)]
         futures = read_batch.map(batches, inbox=unmapped(str(inbox)), period=unmapped(period))
-        parsed, fresh = readpool.combine([f.result() for f in futures])
+        parts = []
+        for future in futures:  # in order: a batch counts once it and those before it are read
+            parts.append(future.result())
+            progress.advance("read", len(parts[-1][0]))
+        parsed, fresh = readpool.combine(parts)
         faults.checkpoint("reading")
     else:
         parsed, fresh = read_files(new, inbox, period) if new else readpool.combine([])
@@ -185,7 +191,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         con.execute("begin")
         load.ensure_tables(con, forms)
         load.load_reference(con, load_units(settings.units_csv), load_population(settings.population_csv),
-                            load_indicators(settings.indicators_toml), forms)
+                            load_plans(settings.plans_dir), forms)
         load.load_month(con, period, run_id, records, staged)
         load.carry_forward(con, period, forms, settings.carry_forward_months)
         rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "),
@@ -230,6 +236,12 @@ def write_reports(db: Path, period: str) -> dict[str, str]:
     out = workbook.report_dir(db, period)
     return {"工作簿": str(workbook.write_workbook(db, period, out)),
             "网页": str(webpage.write_page(db, period, out))}
+
+
+@task(cache_policy=NONE)
+def write_reminders(db: Path, period: str) -> list[Path]:
+    """The month's missing list per county (催报), beside the report: <db dir>/reports/<period>/催报/."""
+    return workbook.write_reminders(db, period, workbook.report_dir(db, period) / workbook.REMINDERS)
 
 
 def publish_artifacts(db: Path, period: str, files: dict[str, str]) -> None:
@@ -309,11 +321,14 @@ def roll_up(period: str | None, inbox: str, db: str) -> dict:
         fingerprint = validate.fingerprint(forms, tree)
         settled = settled_validation(db_path, period, fingerprint, quote(reused))
         staged, results = {}, []
+        progress.stage("validate", len(forms))
         for form_id in sorted(forms):
             form, checked, failures, result = validate_form(form_id, quote(frames[form_id]), quote(tree),
                                                             quote(sheets), quote(settled.get(form_id)))
             staged[form_id] = (form, checked, failures)
             results.append(result)
+            progress.advance("validate")
+        progress.step("汇总与计算")
         building = publish.prepare(db_path, run_id, settings.storage_version)
         try:
             load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
@@ -326,8 +341,10 @@ def roll_up(period: str | None, inbox: str, db: str) -> dict:
             raise clear from exc
         finally:
             publish.discard(building)
+        progress.step("反馈表与月报")
         sent = write_feedback(db_path, period)
         reports = write_reports(db_path, period)
+        reminders = write_reminders(db_path, period)
         publish_artifacts(db_path, period, reports)
         docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
@@ -342,4 +359,4 @@ def roll_up(period: str | None, inbox: str, db: str) -> dict:
     return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
             "rows": rows, "rows_rejected": rows_rejected,
             "files_reused": len(reused), "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
-            "data_docs": str(docs), "reports": reports}
+            "data_docs": str(docs), "reports": reports, "reminders": [str(p) for p in reminders]}
