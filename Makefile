@@ -3,7 +3,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml datadocs-assets.toml | cksum | cut -d' ' -f1)
 FIRST ?= 2022-08
 LAST ?= 2025-12
 
@@ -18,11 +18,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# The Data Docs pages' scripts, styles and fonts are npm packages pinned in datadocs-assets.toml
+# (version and SHA-512), fetched from the npm registry into the environment (flows/vendor.py).
+$(STAMP): requirements.lock pyproject.toml datadocs-assets.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m flows.vendor
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -13,6 +13,7 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+PREFECT_LEVEL_CHOSEN = "PREFECT_LOGGING_LEVEL" in os.environ
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from .config import DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
@@ -30,6 +31,7 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def cmd_run(args) -> int:
+    from . import missing, progress
     from .config import check_period
     from .monthly import monthly_rollup
     from .report import completeness_table, indicator_table
@@ -43,18 +45,28 @@ def cmd_run(args) -> int:
         from .config import load_settings, previous_month
         months = [previous_month(load_settings())]  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))
-    for period in months:
-        s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db), full=args.full)
-        print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
-              f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
-              + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
+    with progress.shown(len(months)):
+        for period in months:
+            progress.month(period)
+            s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db), full=args.full)
+            progress.month_done()
+            print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
+                  f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
+                  + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
     print(f"月报：{'，'.join(s['reports'].values())}")
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
         print()
         print(completeness_table(Path(args.db), months[0]))
+        print(missing.run_line(Path(args.db), months[0], s["reminders"]))
         print()
         print(indicator_table(Path(args.db), months[0]))
+    return 0
+
+
+def cmd_missing(args) -> int:
+    from .missing import table
+    print(table(Path(args.db), args.period, args.unit))
     return 0
 
 
@@ -117,12 +129,32 @@ def cmd_explain(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .deploy import DEPLOYMENT, cron_expression, serve
+    from .deploy import DEPLOYMENT, api_url, cron_expression, serve
     from .config import load_settings
+    api_url()
+    _preflight(Path(args.inbox), Path(args.db))  # now, not at 02:00 on the 6th
+    if not PREFECT_LEVEL_CHOSEN:
+        # The served runs' logs are what the UI shows of them (stages, the month's summary): INFO,
+        # as a worker's runs log. Prefect is not imported yet, and the runs inherit the setting.
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
     s = load_settings()
     print(f"serving monthly-rollup/{DEPLOYMENT}: cron '{cron_expression(s)}' ({s.timezone}), "
           f"inbox {Path(args.inbox).resolve()}, warehouse {Path(args.db).resolve()}; Ctrl-C stops it")
     serve(Path(args.inbox), Path(args.db))
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from .deploy import DEPLOYMENT, api_url, cron_expression, deploy
+    from .config import load_settings
+    api_url()
+    _preflight(Path(args.inbox), Path(args.db))
+    deployment_id = deploy(args.pool, Path(args.inbox), Path(args.db))
+    s = load_settings()
+    print(f"deployed monthly-rollup/{DEPLOYMENT} ({deployment_id}) to work pool {args.pool}: cron "
+          f"'{cron_expression(s)}' ({s.timezone}), inbox {Path(args.inbox).resolve()}, warehouse "
+          f"{Path(args.db).resolve()}, runs start in {Path.cwd().resolve()}")
+    print(f"its runs wait for a worker: {Path(sys.executable).with_name('prefect')} worker start --pool {args.pool}")
     return 0
 
 
@@ -163,6 +195,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--db", type=Path, default=DEFAULT_DB)
     s.set_defaults(func=cmd_show)
 
+    w = sub.add_parser("missing", help="list who still owes what for a month (催报): units and forms not received, "
+                                        "refused or only carried forward")
+    w.add_argument("--period", required=True, help="YYYY-MM")
+    w.add_argument("--unit", help="only this unit's subtree (12-digit code of a county or township)")
+    w.add_argument("--db", type=Path, default=DEFAULT_DB)
+    w.set_defaults(func=cmd_missing)
+
     m = sub.add_parser("report", help="write a month's report (xlsx and HTML) again from the published warehouse")
     m.add_argument("--period", required=True, help="YYYY-MM")
     m.add_argument("--db", type=Path, default=DEFAULT_DB)
@@ -193,6 +232,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
     v.add_argument("--db", type=Path, default=DEFAULT_DB)
     v.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("deploy", parents=[common],
+                       help="put the monthly schedule on a process work pool of a Prefect server (PREFECT_API_URL), "
+                            "for `prefect worker start --pool NAME` to run")
+    d.add_argument("--pool", required=True, help="the work pool (`prefect work-pool create NAME --type process`)")
+    d.add_argument("--inbox", type=Path, default=DEFAULT_INBOX)
+    d.add_argument("--db", type=Path, default=DEFAULT_DB)
+    d.set_defaults(func=cmd_deploy)
 
     t = sub.add_parser("templates", help="write each reporting unit's xlsx for a month, its own rows filled in")
     t.add_argument("--period", required=True, help="the month the templates are for, YYYY-MM")

@@ -35,7 +35,7 @@ def add_months(period: str, n: int) -> str:
 class Settings:
     units_csv: Path
     population_csv: Path
-    indicators_toml: Path
+    plans_dir: Path  # one folder per plan: <plan id>/indicators.toml
     community_rule: str
     deadline_day: int = 5
     timezone: str = "Asia/Shanghai"
@@ -66,11 +66,16 @@ def load_settings(data_dir: Path | None = None) -> Settings:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     rule = raw.get("counting", {}).get("community_rule", "committee_name")
+    plan = raw.get("plan", {})
+    if "folder" not in plan:
+        raise ConfigError(f"{path}: [plan] needs folder = \"plan\", the folder holding one <plan id>/indicators.toml "
+                          f"per plan" + (" (a single indicators = … file is no longer read: move it into "
+                                         "plan/<plan id>/ and give it a [plan] name, from, to)" if "indicators" in plan else ""))
     if rule not in ("committee_name", "nbs_code"):
         raise ConfigError(f"{path}: counting.community_rule is {rule!r}; use 'committee_name' or 'nbs_code'")
     s = Settings(units_csv=data_dir / raw["registry"]["units"],
                  population_csv=data_dir / raw["registry"]["population"],
-                 indicators_toml=data_dir / raw["plan"]["indicators"], community_rule=rule,
+                 plans_dir=data_dir / plan["folder"], community_rule=rule,
                  deadline_day=int(raw.get("reporting", {}).get("deadline_day", 5)),
                  timezone=raw.get("reporting", {}).get("timezone", "Asia/Shanghai"),
                  carry_forward_months=int(raw.get("reporting", {}).get("carry_forward_months", 3)),
@@ -86,9 +91,11 @@ def load_settings(data_dir: Path | None = None) -> Settings:
         raise ConfigError(f"{path}: warehouse.storage_version must look like v1.0.0, found {s.storage_version!r}")
     if not 1 <= s.deadline_day <= 28:
         raise ConfigError(f"{path}: reporting.deadline_day must be a day from 1 to 28")
-    for p in (s.units_csv, s.population_csv, s.indicators_toml):
+    for p in (s.units_csv, s.population_csv):
         if not p.is_file():
             raise ConfigError(f"{path} names {p}, which does not exist")
+    if not s.plans_dir.is_dir():
+        raise ConfigError(f"{path} names the plan folder {s.plans_dir}, which does not exist")
     if not s.schemas.is_dir():
         raise ConfigError(f"{path}: forms.schemas names {s.schemas}, which is not a folder of form schemas")
     return s

@@ -3,6 +3,7 @@
 Everything lives under one folder, `site_dir` (e.g. data/validation-docs/):
 
     index.html, validations/, expectations/, static/   the site: open index.html in a browser
+    static/vendor/                                     its scripts, styles and fonts (flows/vendor.py)
     .gx-store/validations/<suite>/<run name>/<run time>/<batch>.json   the results the pages are built from
     .gx-store/expectations/<suite>.json                 each form's suite as last published
 
@@ -15,8 +16,11 @@ import copy
 import datetime as dt
 import logging
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from . import vendor
 
 log = logging.getLogger("shegong")
 
@@ -133,6 +137,22 @@ def _owner_only(folder: Path) -> None:
             path.chmod(0o700 if path.is_dir() else 0o600)
 
 
+def _offline(site_dir: Path, since: float) -> None:
+    """The pages GX just wrote (every page, the first time) pointed at the site's own copies of
+    their scripts, styles and fonts instead of public CDNs."""
+    first = not site_dir.joinpath(*vendor.SITE_FOLDER).is_dir()
+    if not vendor.copy_into(site_dir):
+        log.warning("Data Docs: the pinned scripts and styles are not installed (run `make install`); "
+                    "the pages open unstyled")
+    for page in site_dir.rglob("*.html"):
+        # A second of slack: some file systems keep modification times in whole seconds.
+        if first or page.stat().st_mtime >= since - 1:
+            text = page.read_text(encoding="utf-8")
+            local = vendor.localise(page, site_dir, text)
+            if local != text:
+                page.write_text(local, encoding="utf-8")
+
+
 def _publish(results: list, site_dir: Path, run_name: str) -> Path:
     _gx()
     from great_expectations.core import ExpectationSuiteValidationResult
@@ -174,6 +194,8 @@ def _publish(results: list, site_dir: Path, run_name: str) -> Path:
     if keys or not index.exists():
         # Only this run's pages are rendered; the index is rebuilt from every stored result.
         # (An empty list would mean "render every page again", hence the guard.)
+        since = time.time()
         context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=keys or None)
+        _offline(site_dir, since)
     log.debug("data docs: %d results of run %s in %s", len(keys) - len(suites), run_name, index)
     return index

@@ -22,10 +22,13 @@ def explain(db: Path, indicator: str, unit: str, period: str, limit: int | None 
 
 
 def _explain(con, indicator: str, unit: str, period: str, limit: int | None) -> str:
-    d = con.execute("select name_zh, definition, numerator, denominator, scale, unit from ref.indicators "
-                    "where id = ?", [indicator]).fetchone()
+    # Its definition in the plan the month was judged against (what it counts is the same in every plan).
+    d = con.execute("select name_zh, definition, numerator, denominator, scale, unit from ref.indicators where id = ? "
+                    "order by plan_id is not distinct from (select any_value(plan_id) from mart.indicator_values "
+                    "where period = ? and indicator_id = ?) desc, plan_id limit 1",
+                    [indicator, period, indicator]).fetchone()
     if d is None:
-        ids = ", ".join(r[0] for r in con.execute("select id from ref.indicators order by id").fetchall())
+        ids = ", ".join(r[0] for r in con.execute("select distinct id from ref.indicators order by id").fetchall())
         raise ConfigError(f"no indicator {indicator!r}; the indicators are: {ids}")
     name, definition, numerator, denominator, scale, value_unit = d
     v = con.execute("select unit_name, unit_level, value, numerator, denominator, target, status "

@@ -364,9 +364,10 @@ def figure_sources() -> list[tuple[str, str]]:
     return out
 
 
-def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, indicators: pl.DataFrame,
+def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, plans: tuple[pl.DataFrame, pl.DataFrame],
                    forms: dict[str, Form]) -> None:
-    """The registry, reference population, indicator definitions and forms, replaced on every run."""
+    """The registry, reference population, plans with their indicators (registry.load_plans) and
+    forms, replaced on every run."""
     form_rows = pl.DataFrame([{"form": f.id, "table_name": f"staging.{f.table}", "name": f.name,
                                "unit_levels": list(f.unit_levels), "senders": list(f.senders), "expected": f.expected}
                               for f in forms.values()],
@@ -375,7 +376,7 @@ def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, indicator
                                      "expected": pl.String})
     sources = pl.DataFrame([{"figure": figure, "source": source} for figure, source in figure_sources()],
                            schema={"figure": pl.String, "source": pl.String})
-    for name, frame in (("units", units), ("population", population), ("indicators", indicators),
+    for name, frame in (("units", units), ("population", population), ("plans", plans[0]), ("indicators", plans[1]),
                         ("forms", form_rows), ("figure_sources", sources)):
         con.register("incoming", frame)
         con.execute(f"create or replace table ref.{name} as select * from incoming")

@@ -2,6 +2,14 @@
 roll up and compute → publish → feedback for senders and the validation site."""
 from __future__ import annotations
 
+if __package__ != "flows":
+    # Executed from its file (a deployment whose entrypoint is "flows/monthly.py:monthly_rollup"):
+    # the package's modules would load a second time under another name, which the read pool's
+    # and Dask's worker processes cannot import. Stop here, with what to do, rather than on the
+    # first month big enough for the pool.
+    raise ImportError("flows/monthly.py is the module flows.monthly: deploy the flow with `shegong serve` or "
+                      "`shegong deploy` (entrypoint flows.monthly.monthly_rollup), not from its file path")
+
 import datetime as dt
 import hashlib
 import json
@@ -14,17 +22,32 @@ import polars as pl
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.logging import get_run_logger
+from prefect.states import Failed
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
 
-from . import datadocs, faults, feedback, load, pii, publish, read, readpool, report, rollup, validate, webpage, workbook
+from . import datadocs, faults, feedback, load, pii, progress, publish, read, readpool, report, rollup, validate, webpage, workbook
 from .registry import Tree
 from .senders import file_senders
 from .config import DEFAULT_DB, DEFAULT_INBOX, check_period, deadline_utc, load_settings, previous_month
-from .registry import load_indicators, load_population, load_units
+from .errors import ShegongError
+from .registry import load_plans, load_population, load_units
 from .schemas import load_forms
 
 log = logging.getLogger("shegong")
+
+
+class _ExpectedStop(logging.Filter):
+    """A run stopped by a ShegongError logs its message once, as the flow's own ERROR line; Prefect's
+    engine would report the same error again with a traceback (as "unexpected"): left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ShegongError))
+
+
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    logging.getLogger(_name).addFilter(_ExpectedStop())
 # Tasks take and return frames in memory: no caching or result persistence, which would hash
 # or write the month's rows (and their person keys) elsewhere.
 @task(cache_policy=NONE)
@@ -74,7 +97,7 @@ def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path, readi
 @task(cache_policy=NONE)
 def read_files(paths: list[Path], inbox: Path, period: str) -> readpool.Parsed:
     """Every new or changed file read (or recorded with why it could not be), on every core."""
-    parsed = readpool.parse_in_pool(paths, inbox / period, period)
+    parsed = readpool.parse_in_pool(paths, inbox / period, period, done=lambda n: progress.advance("read", n))
     faults.checkpoint("reading")
     return parsed
 
@@ -96,14 +119,20 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
         # Meanwhile: the last run's rows are fetched and the files hashed (a rerun), or the files
         # are read in other processes (a first run).
         validate.import_early()
+    progress.stage("read", len(files))
     hits, cached, todo = reuse_unchanged(files, inbox, period, db, reading, full)
+    progress.advance("read", len(hits))  # unchanged since the last run: taken as read
     new = [files[i] for i in todo]
     if runner == "dask" and new:
         # A task per batch, spread over the runner's workers (processes, or other machines).
         size = readpool.TASK_FILES
         batches = [[str(p) for p in new[i:i + size]] for i in range(0, len(new), size)]
         futures = read_batch.map(batches, inbox=unmapped(str(inbox)), period=unmapped(period))
-        parsed, fresh = readpool.combine([f.result() for f in futures])
+        parts = []
+        for future in futures:  # in order: a batch counts once it and those before it are read
+            parts.append(future.result())
+            progress.advance("read", len(parts[-1][0]))
+        parsed, fresh = readpool.combine(parts)
         faults.checkpoint("reading")
     else:
         parsed, fresh = read_files(new, inbox, period) if new else readpool.combine([])
@@ -169,7 +198,7 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         con.execute("begin")
         load.ensure_tables(con, forms)
         load.load_reference(con, load_units(settings.units_csv), load_population(settings.population_csv),
-                            load_indicators(settings.indicators_toml), forms)
+                            load_plans(settings.plans_dir), forms)
         load.load_month(con, period, run_id, records, staged)
         load.carry_forward(con, period, forms, settings.carry_forward_months)
         rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "),
@@ -216,6 +245,12 @@ def write_reports(db: Path, period: str) -> dict[str, str]:
             "网页": str(webpage.write_page(db, period, out))}
 
 
+@task(cache_policy=NONE)
+def write_reminders(db: Path, period: str) -> list[Path]:
+    """The month's missing list per county (催报), beside the report: <db dir>/reports/<period>/催报/."""
+    return workbook.write_reminders(db, period, workbook.report_dir(db, period) / workbook.REMINDERS)
+
+
 def publish_artifacts(db: Path, period: str, files: dict[str, str]) -> None:
     """A markdown summary and the indicator table on the flow run, for the Prefect UI."""
     markdown, table = report.summary(db, period, files)
@@ -260,6 +295,18 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
                    full: bool = False) -> dict:
     """Roll up one month of the inbox into the warehouse and publish it (no period: last month).
     `full`: read and validate every file again, taking nothing from the month's last run."""
+    try:
+        return roll_up(period, inbox, db, full)
+    except ShegongError as exc:
+        # A run that cannot go on, for a reason its message gives with what to do: the flow run is
+        # Failed with that line as its reason in the UI and its log, not a traceback. Called as a
+        # function (`shegong run`), the flow raises the error itself.
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)
+
+
+def roll_up(period: str | None, inbox: str, db: str, full: bool = False) -> dict:
+    """The flow's work, in its run."""
     period = period or previous_month(load_settings())
     check_period(period)
     inbox_path, db_path = Path(inbox), Path(db)
@@ -284,11 +331,14 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
         fingerprint = validate.fingerprint(forms, tree)
         settled = settled_validation(db_path, period, fingerprint, quote(reused))
         staged, results = {}, []
+        progress.stage("validate", len(forms))
         for form_id in sorted(forms):
             form, checked, failures, result = validate_form(form_id, quote(frames[form_id]), quote(tree),
                                                             quote(sheets), quote(settled.get(form_id)), period)
             staged[form_id] = (form, checked, failures)
             results.append(result)
+            progress.advance("validate")
+        progress.step("汇总与计算")
         building = publish.prepare(db_path, run_id, settings.storage_version)
         try:
             load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
@@ -301,15 +351,22 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
             raise clear from exc
         finally:
             publish.discard(building)
+        progress.step("反馈表与月报")
         sent = write_feedback(db_path, period)
         reports = write_reports(db_path, period)
+        reminders = write_reminders(db_path, period)
         publish_artifacts(db_path, period, reports)
         docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
+    rows = sum(f.height for _, f, _ in staged.values())
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
-    log.info("%s: %d files (%d rejected), %d rows rejected; published %s",
-             period, len(records), len(rejected_files), rows_rejected, db_path)
+    # What was rolled up and where to look, in the run's log (the UI's, for a scheduled run) too.
+    done = (f"{period} rolled up: {len(records)} files ({len(rejected_files)} rejected, {len(reused)} unchanged "
+            f"since the last run), {rows} rows ({rows_rejected} rejected); published {db_path}; report "
+            f"{', '.join(reports.values())}; {len(sent)} feedback workbooks in {feedback_dir(db_path) / period}")
+    log.info("%s", done)
+    get_run_logger().info("%s", done)
     return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
-            "rows": sum(f.height for _, f, _ in staged.values()), "rows_rejected": rows_rejected,
+            "rows": rows, "rows_rejected": rows_rejected,
             "files_reused": len(reused), "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
-            "data_docs": str(docs), "reports": reports}
+            "data_docs": str(docs), "reports": reports, "reminders": [str(p) for p in reminders]}

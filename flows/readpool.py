@@ -7,7 +7,7 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import pii, read
 from .config import load_settings
@@ -29,10 +29,10 @@ POOL_MIN_FILES = 24  # fewer files than this are parsed in this process: a pool 
 Parsed = tuple[list[read.FileRecord], dict[str, "pl.DataFrame"]]
 
 
-def parse_files(paths: list[Path], root: Path, period: str) -> Parsed:
+def parse_files(paths: list[Path], root: Path, period: str, done: Callable[[int], None] | None = None) -> Parsed:
     """Each file parsed: the files' records, in order, and their rows as a frame per form (in
     file order). Runs in a pool worker, a Dask worker, or this process; frames, not rows, travel
-    back, and are made here, on the worker's core."""
+    back, and are made here, on the worker's core. `done(n)` hears of files parsed (this process)."""
     forms = load_forms(load_settings().schemas)
     key = pii.load_key()  # each process loads it: it never travels with the work
     records, rows = [], {form_id: [] for form_id in forms}
@@ -40,6 +40,8 @@ def parse_files(paths: list[Path], root: Path, period: str) -> Parsed:
         # read_file reads the bytes itself, after its checks of links and size: a file over the
         # size limit is never held in memory.
         record, by_form = read.read_file(path, root, period, forms, key)
+        if done:
+            done(1)
         records.append(record)
         for form_id, form_rows in by_form.items():
             rows[form_id].extend(form_rows)
@@ -56,19 +58,39 @@ def combine(parts: list[Parsed]) -> Parsed:
     return records, frames
 
 
-def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | None = None) -> Parsed:
+def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | None = None,
+                  done: Callable[[int], None] | None = None) -> Parsed:
     """The files parsed on every core, results in the order of `paths` (the same as one process
-    gives: the rerun cache and the newest-file-wins rule depend on that order)."""
+    gives: the rerun cache and the newest-file-wins rule depend on that order); `done(n)` hears
+    of each chunk of n files parsed."""
     workers = workers or min(os.cpu_count() or 1, max(1, len(paths) // CHUNK_FILES))
     if workers < 2 or len(paths) < POOL_MIN_FILES:
-        return parse_files(paths, root, period)
+        return parse_files(paths, root, period, done)
     chunks = [paths[i:i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
     # forkserver, not fork: this process runs Prefect's threads, which a fork would copy mid-flight.
     # The server imports this module once; each worker forked from it starts with it loaded.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(_preload())
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_log_like, initargs=_log_setup()) as pool:
-        return combine(list(pool.map(parse_files, chunks, [root] * len(chunks), [period] * len(chunks))))
+        parts = []
+        for chunk, part in zip(chunks, pool.map(parse_files, chunks, [root] * len(chunks), [period] * len(chunks))):
+            parts.append(part)
+            if done:
+                done(len(chunk))
+        return combine(parts)
+
+
+def _preload() -> list[str]:
+    """What the pool's server imports before forking the workers: this module, and the package of
+    this process's main module. Each worker runs the main module again (multiprocessing does, so
+    that what it defines can be unpickled); in a flow run that Prefect started (served, or by a
+    worker) that is `prefect.engine`, and importing the `prefect` package it needs took seconds in
+    each worker. Imported once in the server, it is loaded in every worker forked from it."""
+    name = getattr(sys.modules["__main__"].__spec__, "name", None) or ""  # None: a script (`shegong`)
+    package = name.rpartition(".")[0]
+    # The package, not the module: runpy warns when the module it runs is imported already. A
+    # package's __main__ (python -m pytest) is never run by workers.
+    return [__name__, package] if package and not name.endswith("__main__") else [__name__]
 
 
 def _log_setup() -> tuple[int, list[tuple[str | None, str | None]]]:

@@ -29,8 +29,9 @@ def load_population(path: Path) -> pl.DataFrame:
                                                "registered_population": pl.Int64})
 
 
-def load_indicators(path: Path) -> pl.DataFrame:
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))["indicator"]
+def load_indicators(path: Path, plan_id: str = "") -> pl.DataFrame:
+    """One plan's indicators (the [[indicator]] tables of its indicators.toml), a row each."""
+    raw = _read_toml(path).get("indicator", [])
     rows = []
     for d in raw:
         for k in ("id", "name_zh", "numerator", "levels"):
@@ -43,16 +44,74 @@ def load_indicators(path: Path) -> pl.DataFrame:
             "target": float(d["target"]) if "target" in d else None, "target_figure": d.get("target_figure"),
             "meeting": d.get("meeting"), "comparison": d.get("comparison", ">="),
             "target_type": d.get("target_type"), "deadline": d.get("deadline"),
-            "levels": d["levels"], "target_levels": d.get("target_levels", []),
+            "levels": d["levels"], "target_levels": d.get("target_levels", []), "plan_id": plan_id,
         })
     frame = pl.DataFrame(rows, schema={
         "id": pl.String, "headline": pl.Int32, "name_zh": pl.String, "name_en": pl.String,
         "definition": pl.String, "numerator": pl.String, "denominator": pl.String, "scale": pl.Float64,
         "unit": pl.String, "target": pl.Float64, "target_figure": pl.String, "meeting": pl.String,
         "comparison": pl.String, "target_type": pl.String,
-        "deadline": pl.String, "levels": pl.List(pl.String), "target_levels": pl.List(pl.String)})
+        "deadline": pl.String, "levels": pl.List(pl.String), "target_levels": pl.List(pl.String),
+        "plan_id": pl.String})
     return frame.with_columns(pl.col("deadline").str.to_date())
 
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+# What an indicator counts: the same in every plan that has it, so that its months compare across
+# plans (a plan may change a target, deadline, type or levels; counting otherwise is a new id).
+_DEFINITION = ("numerator", "denominator", "scale", "meeting", "unit")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def load_plans(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every plan under `folder` (one <plan id>/indicators.toml each): the plans, a row each with
+    the months they judge, and all their indicators, a row per plan and indicator."""
+    plans, indicators = [], []
+    for path in sorted(Path(folder).glob("*/indicators.toml")):
+        plan_id = path.parent.name
+        head = _read_toml(path).get("plan", {})
+        missing = [k for k in ("name", "from", "to") if k not in head]
+        if missing:
+            raise ConfigError(f"{path}: the [plan] table needs {', '.join(missing)} (name, and the months it "
+                              f"judges as YYYY-MM: from = \"2026-01\", to = \"2030-12\")")
+        start, end = str(head["from"]), str(head["to"])
+        if not (_MONTH.match(start) and _MONTH.match(end)) or start > end:
+            raise ConfigError(f"{path}: [plan] from {start!r} to {end!r} is not a span of months; "
+                              f"write them as YYYY-MM, from before to")
+        plans.append({"plan_id": plan_id, "name": str(head["name"]), "from_period": start, "to_period": end})
+        indicators.append(load_indicators(path, plan_id))
+    if not plans:
+        raise ConfigError(f"no plan in {folder}: put each plan in {folder}/<plan id>/indicators.toml")
+    ordered = sorted(plans, key=lambda p: p["from_period"])
+    for a, b in zip(ordered, ordered[1:]):
+        if b["from_period"] <= a["to_period"]:
+            raise ConfigError(f"plans {a['plan_id']} ({a['from_period']}..{a['to_period']}) and {b['plan_id']} "
+                              f"({b['from_period']}..{b['to_period']}) both cover {b['from_period']}: a month is "
+                              f"judged against one plan; make their months follow each other")
+    frame = pl.concat(indicators)
+    for ind, defs in frame.group_by("id"):
+        if defs.select(_DEFINITION).unique().height > 1:
+            raise ConfigError(f"indicator {ind[0]!r} counts differently in plans {', '.join(sorted(defs['plan_id']))} "
+                              f"({', '.join(_DEFINITION)} must be the same): give the new way of counting a new id")
+    return pl.DataFrame(ordered, schema={"plan_id": pl.String, "name": pl.String, "from_period": pl.String,
+                                         "to_period": pl.String}), frame
+
+
+def plan_for(plans: list[tuple[str, str, str]], period: str) -> tuple[str | None, str]:
+    """For a month, the plan in force (None when no plan covers it) and the plan whose indicators
+    it is computed with: the one in force, else the last that ended before it, else the first."""
+    ordered = sorted(plans, key=lambda p: p[1])
+    for plan_id, start, end in ordered:
+        if start <= period <= end:
+            return plan_id, plan_id
+    before = [p for p in ordered if p[2] < period]
+    return None, (before[-1] if before else ordered[0])[0]
 
 
 # Words offices add after their unit's name: 东区民政局, 大渡口街道办事处, 攀莲镇人民政府.

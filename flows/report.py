@@ -16,6 +16,8 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 STATUS_ZH = {"met": "达标", "not_met": "未达标", "on_track": "进度正常", "at_risk": "有风险"}
+# Every status as shown in a cell: those judged against a target, and a month no plan covers.
+STATUS_WORDS = STATUS_ZH | {"no_plan": "无规划"}
 LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
 
 
@@ -39,6 +41,27 @@ def latest_run(con: duckdb.DuckDBPyConnection, period: str) -> dict | None:
                          order by finished_at desc nulls last, started_at desc limit 1""", [period])
     row = cur.fetchall()
     return dict(zip([d[0] for d in cur.description], row[0])) if row else None
+
+
+def plan_of(con: duckdb.DuckDBPyConnection, period: str) -> dict | None:
+    """The plan the month was judged against (id, name, from, to), or None when no plan covers it."""
+    cur = con.execute("""
+        select p.plan_id, p.name, p.from_period, p.to_period
+        from ref.plans as p
+        where p.plan_id = (select any_value(plan_id) from mart.indicator_values where period = ?)
+           -- a month computed before plans were named: the plan whose months include it
+           or (not exists (select 1 from mart.indicator_values where period = ? and (plan_id is not null
+                                                                                    or status = 'no_plan'))
+               and ? between p.from_period and p.to_period)""", [period, period, period])
+    row = cur.fetchone()
+    return dict(zip(("id", "name", "from", "to"), row)) if row else None
+
+
+def plan_line(plan: dict | None) -> str:
+    """Which plan the month's targets are from, in the words every report uses."""
+    if plan is None:
+        return "对照规划：无（本月不在任何规划的期限内），各项指标只列当前值，没有目标和期限（状态为“无规划”）"
+    return f"对照规划：{plan['name']}（{plan['from']} 至 {plan['to']}）"
 
 
 def run_line(run: dict) -> str:
@@ -71,6 +94,7 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
                from mart.indicator_values where period = ? and unit_code = ?
                order by headline = 0, headline, target is null, indicator_id""", [period, unit[0]]).fetchall()
         run = latest_run(con, period)
+        plan = plan_of(con, period) if rows else None
     finally:
         con.close()
     if not rows:
@@ -85,11 +109,11 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
             "—" if gap is None else ("0" if gap <= 0 else fmt(gap, u)),
             deadline if has_target else "—",
             fmt(projected, u) if has_target and status in ("on_track", "at_risk") else "—",
-            STATUS_ZH.get(status, "—"),
+            STATUS_WORDS.get(status, "—"),
             "—" if share is None else f"{share:.1f}%",
         ])
     widths = [max(_width(r[i]) for r in [head] + body) for i in range(len(head))]
-    lines = [f"{unit[1]}（{LEVEL_ZH[unit[2]]}，{unit[0]}）{period} 社会工作专业人才队伍建设指标"]
+    lines = [f"{unit[1]}（{LEVEL_ZH[unit[2]]}，{unit[0]}）{period} 社会工作专业人才队伍建设指标", plan_line(plan)]
     if run:
         lines.append(run_line(run))
     fmt_row = lambda r: "  ".join(_pad(c, widths[i], right=i in (2, 3, 4, 6, 8)) for i, c in enumerate(r))
@@ -130,14 +154,14 @@ def summary(db: Path, period: str, files: dict[str, str] | None = None) -> tuple
     """The month in short, for the run's Prefect artifacts: a markdown page (status counts, the
     largest gaps of the city and counties, completeness, where the reports are) and a table of
     the city's and counties' indicators that have a target."""
-    rows, counts, completeness, run = read_published(db, period, _summary_rows)
+    rows, counts, completeness, run, plan = read_published(db, period, _summary_rows)
     table = [{"单位": name, "指标": ind, "当前值": None if v is None else round(v, 2), "计量单位": u or "",
               "目标": f"{comp}{fmt(t, u)}", "差距": None if gap is None else round(gap, 2),
               "状态": STATUS_ZH.get(status, "—")}
              for name, level, ind, v, u, t, comp, gap, ratio, status in rows]
     gaps = sorted((r for r in rows if r[9] in ("not_met", "at_risk") and r[8] is not None),
                   key=lambda r: -r[8])[:10]
-    md = [f"# {period} 社会工作专业人才队伍建设月报", ""]
+    md = [f"# {period} 社会工作专业人才队伍建设月报", "", plan_line(plan) + "。"]
     if run:
         md.append(run_line(run) + "。")
     md.append("全市指标：" + "，".join(f"{STATUS_ZH[s]} {counts.get(s, 0)} 项" for s in STATUS_ZH) + "。")
@@ -164,7 +188,7 @@ def _summary_rows(con: duckdb.DuckDBPyConnection, period: str):
     completeness = con.execute("""select area_name, sum(expected), sum(received), sum(on_time)
                                   from analysis.completeness where period = ?
                                   group by area_code, area_name order by area_code""", [period]).fetchall()
-    return rows, counts, completeness, latest_run(con, period)
+    return rows, counts, completeness, latest_run(con, period), plan_of(con, period)
 
 
 def read_published(db: Path, period: str, read: Callable[[duckdb.DuckDBPyConnection, str], T]) -> T:

@@ -14,6 +14,7 @@ import polars as pl
 
 from .config import SQL
 from .load import literal
+from .registry import plan_for
 
 ORDER = (
     "intermediate/units",
@@ -46,6 +47,13 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
     con.execute("set variable run_id = ?", [run_id])
     con.execute("set variable run_at = coalesce(?, current_timestamp::timestamp::varchar)", [run_at])
     con.execute("set variable deadline_utc = ?", [deadline_utc])
+    # The plan the month is judged against (none: values without targets, status no_plan) and
+    # the plan whose indicators it is computed with (registry.plan_for).
+    in_force, indicators = plan_for(con.execute("select plan_id, from_period, to_period from ref.plans").fetchall(),
+                                    period)
+    con.execute("set variable plan_id = ?", [in_force])
+    con.execute("set variable indicator_plan = ?", [indicators])
+    con.execute("set variable no_plan = ?", [in_force is None])
     for step in ORDER:
         table = table_name(step)
         query = (SQL / f"{step}.sql").read_text(encoding="utf-8")
@@ -54,11 +62,20 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
             con.execute(f"create or replace table {table} as {query}")
         else:
             con.execute(f"create table if not exists {table} as select * from ({query}) limit 0")
+            _add_new_columns(con, table, query)
             if step not in APPEND_ONLY:
                 con.execute(f"delete from {table} where period = ?", [period])
             con.execute(f"insert into {table} by name {query}")
         _comment(con, step, table)
     build_views(con)
+
+
+def _add_new_columns(con, table: str, query: str) -> None:
+    """A warehouse from before a column was added to a table gains it (empty for earlier months)."""
+    have = {d[0] for d in con.execute(f"describe {table}").fetchall()}
+    for name, dtype, *_ in con.execute(f"describe {query}").fetchall():
+        if name not in have:
+            con.execute(f'alter table {table} add column "{name}" {dtype}')
 
 
 def build_views(con: duckdb.DuckDBPyConnection) -> None:

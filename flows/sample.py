@@ -1494,13 +1494,13 @@ def generate_province(out: Path, period: str = "2025-06", *, seed: int = 2022101
     out = Path(out)
     units, pops = province_tree(seed, size)
     (out / "registry").mkdir(parents=True, exist_ok=True)
-    (out / "plan").mkdir(exist_ok=True)
     for name, rows in (("units.csv", units), ("population.csv", pops)):
         with open(out / "registry" / name, "w", encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
-    shutil.copyfile(DATA / "plan" / "indicators.toml", out / "plan" / "indicators.toml")
+    shutil.rmtree(out / "plan", ignore_errors=True)
+    shutil.copytree(DATA / "plan", out / "plan")
     settings = (DATA / "settings.toml").read_text(encoding="utf-8")
     (out / "settings.toml").write_text(
         "# A generated province (shegong sample --scale province): use with SHEGONG_SETTINGS=<this file>.\n"

@@ -14,10 +14,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 
-from . import charts
+from . import charts, missing
 from .config import load_settings
 from .errors import ConfigError
-from .report import LEVEL_ZH, STATUS_ZH, fmt, latest_run, month_zh, owner_only_file, read_published, run_line
+from .report import (LEVEL_ZH, STATUS_WORDS, STATUS_ZH, fmt, latest_run, month_zh, owner_only_file, plan_line, plan_of,
+                     read_published, run_line)
 
 STATUSES = ("met", "not_met", "on_track", "at_risk")
 COMPARISON_ZH = {">=": "不低于", "<=": "不高于"}
@@ -48,7 +49,7 @@ def gap_text(gap: float | None, unit: str | None) -> str:
 
 
 def chip(status: str | None) -> str:
-    return f'<span class="chip s-{status or "none"}">{escape(STATUS_ZH.get(status, "—"))}</span>'
+    return f'<span class="chip s-{status or "none"}">{escape(STATUS_WORDS.get(status, "—"))}</span>'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +89,7 @@ def read_month(con, period: str) -> dict:
         select distinct period from mart.reporting_completeness where period <= ?
         order by period desc limit ?""", [period, HEATMAP_MONTHS]).fetchall()][::-1]
     return {"city": city, "values": values, "history": history, "run": latest_run(con, period), "gaps": gaps,
+            "plan": plan_of(con, period), "missing": missing.read(con, period),
             "months": months, "completeness": read_completeness(con, months)}
 
 
@@ -126,7 +128,7 @@ def read_completeness(con, months: list[str]) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 def _header(data: dict, period: str, tz: ZoneInfo) -> str:
     city_code, city_name = data["city"]
-    city_rows = [r for r in data["values"] if r["unit_code"] == city_code and r["status"]]
+    city_rows = [r for r in data["values"] if r["unit_code"] == city_code and r["status"] in STATUSES]
     counts = {s: sum(r["status"] == s for r in city_rows) for s in STATUSES}
     headline = [r for r in city_rows if r["headline"]]
     run = data["run"]
@@ -153,7 +155,7 @@ def _header(data: dict, period: str, tz: ZoneInfo) -> str:
     cards = "".join(f'<div class="card s-{s}"><span class="n">{counts[s]}</span>'
                     f'<span class="w">{STATUS_ZH[s]}</span></div>' for s in STATUSES)
     return (f'<header><h1>{escape(city_name)}社会工作专业人才队伍建设月报 <span class="period">{month_zh(period)}</span>'
-            f'</h1><p class="meta">统计月份 {period}；{meta}</p>'
+            f'</h1><p class="meta">统计月份 {period}；{meta}</p><p class="plan">{escape(plan_line(data["plan"]))}</p>'
             f'<div class="cards" aria-label="市级指标状态">{cards}</div><p class="summary">{summary}</p></header>')
 
 
@@ -329,6 +331,39 @@ def _gaps(data: dict) -> str:
             f'按差距占目标的比例从大到小排列（条长为这一比例）。</p>{table}{extra}</section>')
 
 
+def _missing(data: dict, period: str) -> str:
+    """Section 6: who still owes what (催报): counts by county, then every entry."""
+    rows = data["missing"]
+    if not rows:
+        return ('<section id="missing"><h2>未报送清单（催报）</h2><p class="empty">本月应报报表均已收到。</p></section>')
+    areas: dict[str, dict] = {}
+    for r in rows:
+        a = areas.setdefault(r["county_name"] or missing.OWN, {s: 0 for s in missing.STATUSES_ZH} | {"long": 0})
+        a[r["status"]] += 1
+        a["long"] += r["months_in_row"] >= 3
+    head = "".join(f"<th>{h}</th>" for h in ["县（区）", *missing.STATUSES_ZH.values(), "合计", "连续 3 个月及以上"])
+    summary = "".join(
+        f'<tr data-area="{escape(name)}"><td class="unit">{escape(name)}</td>'
+        + "".join(f'<td class="num">{a[s]}</td>' for s in missing.STATUSES_ZH)
+        + f'<td class="num">{sum(a[s] for s in missing.STATUSES_ZH)}</td><td class="num">{a["long"]}</td></tr>'
+        for name, a in areas.items())
+    cols = ["县（区）", "乡镇（街道）", "单位", "报表", "情况", "连续月数", "最近报送", "说明"]
+    body = "".join(
+        f'<tr data-unit="{escape(r["unit_code"])}" data-form="{escape(r["form"])}" data-status="{escape(r["status"])}">'
+        f'<td>{escape(r["county_name"] or missing.OWN)}</td><td>{escape(r["township_name"] or "—")}</td>'
+        f'<td class="unit">{escape(r["unit_name"])}<small>{escape(r["unit_code"])}</small></td>'
+        f'<td>{escape(r["form"])}</td><td>{escape(r["status_zh"])}</td><td class="num">{r["months_in_row"]}</td>'
+        f'<td>{escape(r["last_received"] or "—")}</td><td>{escape(r["detail_zh"])}</td></tr>' for r in rows)
+    return (f'<section id="missing"><h2>未报送清单（催报）</h2>'
+            f'<p class="note">报送期限 {escape(missing.deadline_zh(period))}；{escape(missing.counts_line(rows))}。'
+            f'各县（区）的清单另见 催报/ 文件夹中的工作簿。</p>'
+            f'<div class="scroll"><table class="missing-summary"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{summary}</tbody></table></div>'
+            f'<details><summary>全部 {len(rows)} 项</summary><div class="scroll"><table class="missing">'
+            f'<thead><tr>{"".join(f"<th>{h}</th>" for h in cols)}</tr></thead><tbody>{body}</tbody></table></div>'
+            f'</details></section>')
+
+
 def _footer(db: Path) -> str:
     return ('<footer><h2>说明</h2><dl>'
             f'<dt>{chip("met")}</dt><dd>已到期限月份，当前值达到目标。</dd>'
@@ -339,7 +374,7 @@ def _footer(db: Path) -> str:
             '</dl><p>差距 = 目标 − 当前值（“不高于”的指标为当前值 − 目标），正数为尚差；已达到目标的差距记为 0。'
             '“—”表示该层级无目标或无数据。县（区）的值为本县（区）全部下属单位汇总；平均数按登记册中的全部社区计算。</p>'
             f'<p class="source">数据来源：{escape(db.name)}（mart.indicator_values、mart.reporting_completeness、'
-            'ingest.runs），本页由 shegong 生成，不含任何外部资源。</p></footer>')
+            'ingest.runs、analysis.missing），本页由 shegong 生成，不含任何外部资源。</p></footer>')
 
 
 CSS = """
@@ -355,6 +390,7 @@ h3 { font-size: 16px; margin: 24px 0 4px; }
 nav { margin: 12px 0 0; font-size: 14px; }
 nav a { color: #1565c0; margin-right: 16px; text-decoration: none; }
 .meta, .note, .source { color: #616161; font-size: 13px; margin: 4px 0 8px; }
+.plan { font-size: 14px; margin: 4px 0; }
 .summary { font-size: 15px; margin: 8px 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
 .card { flex: 1 1 120px; border-radius: 6px; padding: 6px 12px; color: #fff; display: flex;
@@ -371,7 +407,8 @@ figcaption { font-size: 13px; color: #424242; margin-top: 6px; }
 .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 3px 0 2px; }
 .sw.s-met, .chip.s-met { background: var(--met); } .sw.s-on_track, .chip.s-on_track { background: var(--on_track); }
 .sw.s-at_risk, .chip.s-at_risk { background: var(--at_risk); }
-.sw.s-not_met, .chip.s-not_met { background: var(--not_met); } .sw.s-none, .chip.s-none { background: var(--none); }
+.sw.s-not_met, .chip.s-not_met { background: var(--not_met); }
+.sw.s-none, .chip.s-none, .chip.s-no_plan { background: var(--none); }
 .chip { display: inline-block; color: #fff; border-radius: 10px; padding: 0 9px; font-size: 13px;
         white-space: nowrap; line-height: 1.6; }
 .scroll { overflow-x: auto; }
@@ -389,6 +426,7 @@ footer dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 12px
 footer dt, footer dd { margin: 0; }
 .empty { color: #757575; }
 td.ind { min-width: 9em; }
+details summary { cursor: pointer; margin: 8px 0; color: #1565c0; }
 @media (max-width: 640px) { main { padding: 12px; } h1 { font-size: 21px; } }
 @media print {
   body { background: #fff; font-size: 12px; } main { max-width: none; padding: 0; }
@@ -409,7 +447,7 @@ def render_page(db: Path, period: str) -> str:
     city_name = data["city"][1]
     title = f"{city_name}社会工作专业人才队伍建设月报 {month_zh(period)}"
     nav = ('<nav><a href="#progress">各县（区）目标进度</a><a href="#trends">市级逐月走势</a>'
-           '<a href="#completeness">报送完整性</a><a href="#gaps">差距</a></nav>')
+           '<a href="#completeness">报送完整性</a><a href="#gaps">差距</a><a href="#missing">未报送清单</a></nav>')
     # Written as well-formed XML under the doctype (every element closed, attributes quoted), so
     # that the tests read it with the standard library.
     return (
@@ -419,7 +457,7 @@ def render_page(db: Path, period: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
         f'<title>{escape(title)}</title><style>{CSS}</style></head>\n'
         f'<body><main>{_header(data, period, tz)}{nav}\n{_progress(data)}\n{_trends(data, period)}\n'
-        f'{_completeness(data, city_name)}\n{_gaps(data)}\n{_footer(db)}</main></body></html>\n')
+        f'{_completeness(data, city_name)}\n{_gaps(data)}\n{_missing(data, period)}\n{_footer(db)}</main></body></html>\n')
 
 
 def write_page(db: Path, period: str, out_dir: Path) -> Path:

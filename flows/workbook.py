@@ -13,14 +13,16 @@ from pathlib import Path
 
 import xlsxwriter
 
+from . import missing
 from .errors import ConfigError
-from .report import LEVEL_ZH, STATUS_ZH, latest_run, month_zh, owner_only_file, read_published, run_line
+from .report import LEVEL_ZH, STATUS_WORDS, latest_run, month_zh, owner_only_file, plan_line, plan_of, read_published, run_line
 
 # Status fills, shared with the HTML page's colours: green met, blue on track, orange at risk, red missed.
 STATUS_FILL = {"met": "#C8E6C9", "on_track": "#BBDEFB", "at_risk": "#FFE0B2", "not_met": "#FFCDD2"}
 NO_STATUS_FILL = "#EEEEEE"
 DECIMALS = 10
-SHEETS = ("全市及各县区指标", "县区对比", "报送情况", "未通过文件", "说明")
+SHEETS = ("全市及各县区指标", "县区对比", "报送情况", "未通过文件", "未报送清单", "说明")
+REMINDERS = "催报"  # the folder of the workbooks per county, beside the report
 
 
 def report_dir(db: Path, period: str) -> Path:
@@ -41,6 +43,7 @@ def write_workbook(db: Path, period: str, out_dir: Path) -> Path:
             _comparison_sheet(book, fmt, period, data)
             _completeness_sheet(book, fmt, period, data)
             _rejected_sheet(book, fmt, period, data)
+            _missing_sheet(book.add_worksheet(SHEETS[4]), fmt, period, data["city"][1], data["missing"])
             _notes_sheet(book, fmt, period, data)
         finally:
             book.close()
@@ -72,7 +75,8 @@ def _gather(con, period: str) -> dict:
         where s.period = ? and s.rows_rejected > 0 order by f.sender_code, s.path, s.sheet""", [period]).fetchall()
     run = latest_run(con, period)
     return {"city": city, "indicators": indicators, "completeness": completeness, "rejected": rejected,
-            "rows_rejected": rows_rejected, "run": run}
+            "rows_rejected": rows_rejected, "run": run, "plan": plan_of(con, period),
+            "missing": missing.read(con, period)}
 
 
 def _formats(book) -> dict:
@@ -98,6 +102,11 @@ def _formats(book) -> dict:
     return f
 
 
+def _fill(status: str | None) -> str:
+    """The status whose colour a cell takes: none for no status and for a month no plan covers."""
+    return status if status in STATUS_FILL else "none"
+
+
 def _number(sheet, row: int, col: int, value, fmt: dict, key: str = "num") -> None:
     if value is None:
         sheet.write_string(row, col, "—", fmt["text"])
@@ -108,6 +117,7 @@ def _number(sheet, row: int, col: int, value, fmt: dict, key: str = "num") -> No
 def _indicator_sheet(book, fmt, period: str, data: dict) -> None:
     sheet = book.add_worksheet(SHEETS[0])
     sheet.write_string(0, 0, f"{data['city'][1]}社会工作专业人才队伍建设指标 {month_zh(period)}（市及各县区）", fmt["title"])
+    sheet.write_string(1, 0, plan_line(data["plan"]), fmt["note"])
     head = ["单位", "层级", "序号", "指标", "当前值", "计量单位", "目标", "差距", "相对差距", "期限", "预计到期值",
             "状态", "单独达标社区", "沿用往月数据单位数", "指标编号"]
     sheet.write_row(2, 0, head, fmt["head"])
@@ -127,7 +137,7 @@ def _indicator_sheet(book, fmt, period: str, data: dict) -> None:
         _number(sheet, r, 8, ratio, fmt, "ratio")
         sheet.write_string(r, 9, deadline.strftime("%Y-%m") if target is not None and deadline else "—", fmt["text"])
         _number(sheet, r, 10, projected if status in ("on_track", "at_risk") else None, fmt, key)
-        sheet.write_string(r, 11, STATUS_ZH.get(status, "—"), fmt[f"status:{status or 'none'}"])
+        sheet.write_string(r, 11, STATUS_WORDS.get(status, "—"), fmt[f"status:{_fill(status)}"])
         _number(sheet, r, 12, share, fmt, "pct1")
         sheet.write_number(r, 13, carried or 0, fmt["int"])
         sheet.write_string(r, 14, ind, fmt["text"])
@@ -176,7 +186,7 @@ def _comparison_sheet(book, fmt, period: str, data: dict) -> None:
             if value is None:
                 sheet.write_string(r, 3 + j, "—", fmt["status:none"])
             else:
-                sheet.write_number(r, 3 + j, round(value, DECIMALS), fmt[f"value:{status or 'none'}"])
+                sheet.write_number(r, 3 + j, round(value, DECIMALS), fmt[f"value:{_fill(status)}"])
             _number(sheet, r, 3 + n + j, gap, fmt)
     sheet.freeze_panes(3, 1)
     sheet.set_column(0, 0, 40)
@@ -253,15 +263,68 @@ def _rejected_sheet(book, fmt, period: str, data: dict) -> None:
     sheet.set_column(5, 5, 70)
 
 
+def _missing_sheet(sheet, fmt, period: str, area: str, rows: list[dict]) -> None:
+    """The missing list of an area (the city, or one county): the report's sheet and each county's
+    workbook alike, so that what the bureau sends on is what it reads."""
+    sheet.write_string(0, 0, f"{area} {month_zh(period)} 未报送清单（催报）", fmt["title"])
+    sheet.write_string(1, 0, f"报送期限：{missing.deadline_zh(period)}。{missing.counts_line(rows)}。"
+                             f"请督促以下单位尽快报送；被拒收的请按说明更正后重新报送。", fmt["note"])
+    sheet.write_row(2, 0, missing.HEAD, fmt["head"])
+    for i, row in enumerate(rows, start=1):
+        for c, value in enumerate(missing.cells(row, i)):
+            if isinstance(value, int):
+                sheet.write_number(2 + i, c, value, fmt["int"])
+            else:
+                sheet.write_string(2 + i, c, value, fmt["wrap" if c == len(missing.HEAD) - 1 else "text"])
+    if not rows:
+        sheet.write_string(3, 0, "应报报表均已收到。", fmt["note"])
+    else:
+        sheet.autofilter(2, 0, 2 + len(rows), len(missing.HEAD) - 1)
+    sheet.freeze_panes(3, 0)
+    for col, width in enumerate([6, 10, 14, 14, 24, 10, 7, 20, 14, 12, 8, 9, 9, 60]):
+        sheet.set_column(col, col, width)
+
+
+def write_reminders(db: Path, period: str, out_dir: Path) -> list[Path]:
+    """A missing list per county, and one of the city's own forms, for the bureau to send on:
+    out_dir/<code>-<name>.xlsx for each that still owes something. Lists of a county that now owes
+    nothing are removed, so the folder always holds this month's."""
+    def gather(con, period):
+        city = con.execute("select code, name from ref.units where level = 'city' order by code limit 1").fetchone()
+        return city, missing.read(con, period)
+
+    (city_code, city_name), rows = read_published(db, period, gather)
+    by_area: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        area = (row["county_code"], row["county_name"]) if row["county_code"] else (city_code, city_name)
+        by_area.setdefault(area, []).append(row)
+    written = []
+    for (code, name), area_rows in by_area.items():
+        path = Path(out_dir) / f"{code}-{name}.xlsx"
+        with owner_only_file(path) as tmp:
+            book = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False})
+            try:
+                label = f"{name}（{missing.OWN}）" if code == city_code else name
+                _missing_sheet(book.add_worksheet("未报送清单"), _formats(book), period, label, area_rows)
+            finally:
+                book.close()
+        written.append(path)
+    if Path(out_dir).is_dir():
+        for old in Path(out_dir).glob("*.xlsx"):
+            if old not in written:
+                old.unlink()
+    return written
+
+
 def _notes_sheet(book, fmt, period: str, data: dict) -> None:
-    sheet = book.add_worksheet(SHEETS[4])
+    sheet = book.add_worksheet(SHEETS[5])
     run = data["run"]
-    lines = [f"{data['city'][1]}社会工作专业人才队伍建设月报 {month_zh(period)}"]
+    lines = [f"{data['city'][1]}社会工作专业人才队伍建设月报 {month_zh(period)}", plan_line(data["plan"]) + "。"]
     if run:
         lines.append(f"{run_line(run)}，汇总完成于 {run['finished_at']:%Y-%m-%d %H:%M}（UTC）。")
     lines += [
         "状态：达标 = 到期月份已达到目标；未达标 = 到期月份未达到目标；进度正常 / 有风险 = 尚未到期，按近 12 个月（至少 3 个月）"
-        "的趋势预计到期值是否能达到目标。",
+        "的趋势预计到期值是否能达到目标；无规划 = 本月不在任何规划的期限内，没有目标。",
         "差距：正数为尚差多少，0 或负数为已达到；相对差距 = 差距 ÷ 目标，可用于比较不同指标。",
         "单独达标社区：平均数类指标中，自身达到标准的社区所占比例。",
         "沿用往月数据单位数：本月未报送、沿用最近一次报送（至多 3 个月）的单位数。",

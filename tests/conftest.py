@@ -62,10 +62,40 @@ WAREHOUSE_QUERIES = [
 ]
 
 
-def assert_same_warehouse(a: Path, b: Path) -> None:
+def assert_same_warehouse(a: Path, b: Path, queries: list[str] | None = None) -> None:
     """Two warehouses of the same month hold the same rows (run ids aside), none of them empty."""
     import duckdb
     with duckdb.connect(str(a), read_only=True) as ca, duckdb.connect(str(b), read_only=True) as cb:
-        for q in WAREHOUSE_QUERIES:
+        for q in queries or WAREHOUSE_QUERIES:
             expected = ca.execute(q).fetchall()
             assert expected and cb.execute(q).fetchall() == expected, q
+
+
+# What differs between two runs of the same files: which run, and when it ran.
+RUN_COLUMNS = ("run_id", "flow_run_id", "started_at", "finished_at", "computed_at")
+
+
+def every_table_query(db: Path) -> list[str]:
+    """A query for each table and view of a warehouse, every column but RUN_COLUMNS, all rows in order."""
+    import duckdb
+    with duckdb.connect(str(db), read_only=True) as con:
+        relations = con.execute(
+            "select schema_name, table_name from duckdb_tables() where schema_name <> 'main' union all "
+            "select schema_name, view_name from duckdb_views() where not internal and schema_name <> 'main' "
+            "order by all").fetchall()
+        # The same tables, views and columns, then the same rows in each.
+        queries = ["select schema_name, table_name, column_name, data_type from duckdb_columns() "
+                   "where schema_name <> 'main' order by all"]
+        for schema, name in relations:
+            columns = [c for (c,) in con.execute("select column_name from duckdb_columns() where schema_name = ? "
+                                                 "and table_name = ? order by column_index", [schema, name]).fetchall()
+                       if c not in RUN_COLUMNS]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            queries.append(f"select {listed} from {schema}.{name} order by all")
+    return queries
+
+
+def assert_same_tables(a: Path, b: Path) -> None:
+    """Two warehouses of the same month are equal table by table and view by view, row for row, but
+    for which run built them and when (RUN_COLUMNS)."""
+    assert_same_warehouse(a, b, every_table_query(a))

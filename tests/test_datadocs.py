@@ -102,3 +102,126 @@ def test_a_run_name_must_name_a_folder(result, tmp_path, bad):
     with pytest.raises(ValueError):
         publish_results([result], tmp_path / "docs", bad)
     assert not (tmp_path / "docs").exists()
+
+
+# -- the site of a run, offline ---------------------------------------------------------------------
+ASSET = re.compile(r"""<(?:script|img)\b[^>]*\bsrc\s*=\s*["']?\s*(https?:)?//"""
+                   r"""|<link\b[^>]*\bhref\s*=\s*["']?\s*(https?:)?//"""
+                   r"""|url\(\s*["']?\s*(https?:)?//|@import\s+["']?\s*(https?:)?//""", re.I)
+
+
+def _site(month_db) -> Path:
+    site = month_db.parent / "validation"
+    assert len(_pages(site)) == 6, "the fixture month's run publishes a page per form"
+    return site
+
+
+def test_no_page_or_stylesheet_of_a_runs_site_links_an_asset_outside_it(month_db):
+    site = _site(month_db)
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) == 6 + 6 + 1  # results, suites, index
+    # The pages and the stylesheets they link (GX also copies its style templates into static/styles/,
+    # which no page links: they are inlined when a page is written, and localised with it).
+    for path in pages + sorted((site / "static" / "vendor").rglob("*.css")):
+        text = path.read_text(encoding="utf-8")
+        assert not ASSET.search(text), f"{path.relative_to(site)}: {ASSET.search(text).group(0)}"
+    for page in pages:
+        # Every script, stylesheet and image a page names is a file of the site.
+        for ref in re.findall(r"""<(?:script|img)\b[^>]*\bsrc="([^"]+)"|<link\b[^>]*\bhref="([^"]+)\"""",
+                              page.read_text(encoding="utf-8")):
+            target = (page.parent / (ref[0] or ref[1]).split("?")[0]).resolve()
+            assert target.is_file() and target.is_relative_to(site.resolve()), f"{page.name}: {ref}"
+
+
+def test_the_site_opens_styled_and_sortable_with_every_request_outside_it_blocked(month_db, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+    from test_webpage import CHROMIUM, CHROMIUM_ARGS
+
+    site = _site(month_db)
+    inside = site.resolve().as_uri() + "/"
+    blocked, problems = [], []
+
+    def route(r):
+        if r.request.url.startswith(inside):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            for target in (site / "index.html", _pages(site)[0]):
+                page.goto(target.resolve().as_uri())
+                page.wait_for_load_state("load")
+                # Bootstrap's styles: a flex navbar stuck to the top, its body font.
+                navbar = page.evaluate("""() => { const s = getComputedStyle(document.querySelector('nav.navbar'));
+                                                  return [s.display, s.position]; }""")
+                assert navbar == ["flex", "sticky"]
+                assert "apple-system" in page.evaluate("getComputedStyle(document.body).fontFamily")
+                # jQuery and bootstrap-table ran: the tables are wrapped, with their sort controls.
+                assert page.locator("div.bootstrap-table").count() >= 1
+                assert page.locator("th .sortable").count() >= 1
+                shot = tmp_path / f"{target.stem}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                assert Image.open(shot).convert("L").getextrema()[0] < 100  # drawn, not a blank page
+            # The result page's icons are Font Awesome's, from the site's own font file.
+            assert page.evaluate("""async () => { await document.fonts.ready;
+                return [...document.fonts].some(f => f.family.includes('Font Awesome') && f.status === 'loaded'); }""")
+        finally:
+            browser.close()
+    assert blocked == [], f"the site asked for {blocked}"
+    assert problems == []
+
+
+def test_assets_are_installed_only_when_their_tarball_matches_its_pin(tmp_path, monkeypatch):
+    """flows.vendor against a registry on this machine serving one package: a wrong SHA-512 pin
+    installs nothing; the right one unpacks just the files named."""
+    import base64
+    import functools
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    from flows import vendor
+    from flows.errors import ConfigError
+
+    css = b"body { margin: 0 }"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("package/dist/x.css", css), ("package/README.md", b"not wanted")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tgz = buf.getvalue()
+    (tmp_path / "registry" / "demo" / "-").mkdir(parents=True)
+    (tmp_path / "registry" / "demo" / "-" / "demo-1.0.0.tgz").write_bytes(tgz)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "registry"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(vendor, "REGISTRY", f"http://127.0.0.1:{server.server_port}")
+        lock = tmp_path / "assets.toml"
+        monkeypatch.setattr(vendor, "LOCK", lock)
+        pin = lambda data: "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+        entry = '[[package]]\nname = "demo"\nversion = "1.0.0"\nintegrity = "{}"\nfiles = ["dist/x.css"]\n[urls]\n'
+        lock.write_text(entry.format(pin(tgz + b"tampered")))
+        with pytest.raises(ConfigError, match="demo-1.0.0.tgz does not match its pinned sha512"):
+            vendor.fetch(tmp_path / "assets")
+        assert not (tmp_path / "assets").exists()
+        lock.write_text(entry.format(pin(tgz)))
+        assert vendor.fetch(tmp_path / "assets") == tmp_path / "assets" and vendor.installed(tmp_path / "assets")
+        assert sorted(p.relative_to(tmp_path / "assets").as_posix() for p in (tmp_path / "assets").rglob("*")
+                      if p.is_file()) == [".lock-sha256", "demo@1.0.0/dist/x.css"]
+        assert (tmp_path / "assets" / "demo@1.0.0" / "dist" / "x.css").read_bytes() == css
+    finally:
+        server.shutdown()

@@ -39,7 +39,7 @@ def hostile_month(tmp_path_factory):
     outside.write_text("村（社区）代码,户籍人口\n510402001002,1\n", encoding="utf-8")
     expected = write_hostile(root, outside)
     db = tmp / "warehouse.duckdb"
-    done = run(["run", "--period", PERIOD, "--inbox", str(tmp / "inbox"), "--db", str(db)], tmp, timeout=180)
+    done = run(["run", "--period", PERIOD, "--inbox", str(tmp / "inbox"), "--db", str(db)], tmp, timeout=300)
     return done, db, expected
 
 
@@ -47,9 +47,10 @@ def test_the_month_completes_within_bounded_memory_and_time(hostile_month):
     done, _, _ = hostile_month
     assert done.returncode == 0, done.stderr
     # Safety bounds, not targets: a gigabyte bomb, a million formatted rows and a sheet reaching
-    # XFD1048576 are in this month (measured: about 0.7 GB, the reader process's, and 11 s).
+    # XFD1048576 are in this month (measured: about 0.7 GB, the reader process's, and 11 s; 100 s
+    # on the same 2 cores shared with other work, hence a bound that catches a hang, not a pace).
     assert done.peak_rss_mb < 1500, done.peak_rss_mb
-    assert done.seconds < 60, done.seconds
+    assert done.seconds < 240, done.seconds
     assert "Traceback" not in done.stderr
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from flows import load, rollup
 from flows.config import SCHEMAS, load_settings
-from flows.registry import Tree, load_indicators, load_population, load_units
+from flows.registry import Tree, load_plans, load_population, load_units
 from flows.schemas import load_forms
 
 SETTINGS = load_settings()
@@ -67,7 +67,7 @@ def base(tmp_path_factory):
     path = tmp_path_factory.mktemp("prop") / "base.duckdb"
     con = duckdb.connect(str(path))
     load.ensure_tables(con, FORMS)
-    load.load_reference(con, UNITS, load_population(SETTINGS.population_csv), load_indicators(SETTINGS.indicators_toml),
+    load.load_reference(con, UNITS, load_population(SETTINGS.population_csv), load_plans(SETTINGS.plans_dir),
                         FORMS)
     con.close()
     return path

@@ -9,7 +9,7 @@ from conftest import PERIOD
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]{2}")
-VIEWS = {"indicators", "township_coverage", "community_staffing", "completeness"}
+VIEWS = {"indicators", "township_coverage", "community_staffing", "completeness", "missing"}
 
 
 def _bilingual(text: str | None) -> bool:

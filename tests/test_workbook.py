@@ -38,9 +38,10 @@ def _rows(sheet, first: int):
 
 def test_the_run_writes_both_reports_for_the_owner_only(month_db):
     folder = month_db.parent / "reports" / PERIOD
-    assert sorted(p.name for p in folder.iterdir()) == [f"report-{PERIOD}.html", f"report-{PERIOD}.xlsx"]
+    # ...and the missing list of each county, in 催报/ (tests/test_missing.py).
+    assert sorted(p.name for p in folder.iterdir()) == [f"report-{PERIOD}.html", f"report-{PERIOD}.xlsx", "催报"]
     for p in folder.iterdir():
-        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+        assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 

@@ -29,12 +29,14 @@ select
     v.status,
     case v.status
         when 'met' then '达标' when 'not_met' then '未达标'
-        when 'on_track' then '进度正常' when 'at_risk' then '有风险'
+        when 'on_track' then '进度正常' when 'at_risk' then '有风险' when 'no_plan' then '无规划'
     end as status_zh,
     v.projected,
     v.share_meeting,
     v.numerator,
     v.denominator,
-    v.units_carried
+    v.units_carried,
+    v.plan_id,
+    v.plan_name
 from mart.indicator_values as v
 left join counties as c on c.unit_code = v.unit_code

@@ -1,8 +1,11 @@
 -- The plan's indicators for every unit and month: value, numerator, denominator, target, gap
 -- (the mart adds the status against the deadline from the months so far).
--- Definitions are data (ref.indicators, from data/plan/indicators.toml): an indicator is a
--- numerator and an optional denominator among the columns of intermediate.unit_rollup, times a
+-- Definitions are data (ref.indicators, from data/plan/<plan id>/indicators.toml): an indicator is
+-- a numerator and an optional denominator among the columns of intermediate.unit_rollup, times a
 -- scale. Values are unrounded, in the plan's own unit (rule 7).
+-- Each month is judged against the plan in force (flows/rollup.py sets plan_id); a month no plan
+-- covers has its values computed with the indicators of the nearest plan (indicator_plan), and no
+-- target, comparison, type or deadline: never an earlier plan's stale deadline.
 with rolled_up as (
     select
         period,
@@ -21,6 +24,13 @@ figures as (
 
 definitions as (
     select * from ref.indicators
+    where plan_id = getvariable('indicator_plan')
+),
+
+plan as (
+    select plan_id, name as plan_name
+    from ref.plans
+    where plan_id = getvariable('plan_id')
 ),
 
 units as (
@@ -43,18 +53,22 @@ computed as (
             else n.amount * d.scale / dn.amount
         end as value,
         d.unit,
-        case when list_contains(d.target_levels, u.level) then coalesce(d.target, t.amount) end as target,
+        case when p.plan_id is not null and list_contains(d.target_levels, u.level)
+            then coalesce(d.target, t.amount) end as target,
         case when dn.amount > 0 then m.amount * 100 / dn.amount end as share_meeting,
-        d.comparison,
-        d.target_type,
-        d.deadline,
-        d.headline
+        case when p.plan_id is not null then d.comparison end as comparison,
+        case when p.plan_id is not null then d.target_type end as target_type,
+        case when p.plan_id is not null then d.deadline end as deadline,
+        d.headline,
+        p.plan_id,
+        p.plan_name
     from units as u
     join definitions as d on list_contains(d.levels, u.level)
     left join figures as n on n.unit_code = u.code and n.figure = d.numerator
     left join figures as dn on dn.unit_code = u.code and dn.figure = d.denominator
     left join figures as t on t.unit_code = u.code and t.figure = d.target_figure
     left join figures as m on m.unit_code = u.code and m.figure = d.meeting
+    left join plan as p on true
 ),
 
 judged as (

@@ -13,7 +13,8 @@ this_month as (
 -- Not yet due: a straight line fitted by least squares to this unit's values of the last 12
 -- months (this one included, at least 3 of them) is extended to the deadline month; on_track
 -- if that projection meets the target or the value already does and is not falling, at_risk
--- otherwise. With fewer than 3 months the value as it stands decides.
+-- otherwise. With fewer than 3 months the value as it stands decides. A month no plan covers
+-- (flows/rollup.py sets no_plan) has status no_plan throughout, and no target.
 -- Carried rows (a sender that sent nothing this month, see sql/staging/carry_forward.sql):
 -- for each indicator, how many units of the subtree its figures took from an earlier month.
 carried_rows as (
@@ -32,6 +33,8 @@ carried_rows as (
     select 'staging.sg06', unit_code from staging.sg06 where period = getvariable('period') and carried_from is not null and counted
 ),
 
+-- An indicator counts the same in every plan that has it (flows/registry.py checks), so its
+-- sources are those of any plan.
 indicator_sources as (
     select distinct i.id as indicator_id, s.source
     from ref.indicators as i
@@ -90,6 +93,7 @@ statused as (
         end as projected,
         slope_per_month,
         case
+            when getvariable('no_plan') then 'no_plan'
             when target is null or value is null or deadline is null then null
             when months_to_deadline <= 0 then case when met then 'met' else 'not_met' end
             when met and coalesce(slope_per_month, 0) >= 0 then 'on_track'
