@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import INBOX, PERIOD
+from conftest import INBOX, PERIOD, assert_same_tables
 from fixtures.build_fixtures import SG01, SG03, write_xlsx
 from flows.config import DATA, PROJECT, SCHEMAS
 from flows.monthly import monthly_rollup
@@ -24,38 +24,8 @@ from runs import run
 WEST = "西区/西区社工站月报.xlsx"
 TOWNSHIPS = ["510403001000", "510403002000", "510403003000", "510403004000", "510403006000", "510403100000"]
 SG03_WEST = [("社工站建成情况" if h == "是否建成社工站" else h) for h in SG03]
-# Columns that differ between two runs of the same month by nature: who ran it, and when.
-RUN_COLUMNS = {"run_id", "flow_run_id", "started_at", "finished_at", "computed_at", "files_reused", "validated_with",
-               "read_with"}
 STATION = "select value, numerator, denominator from mart.indicator_values where unit_code = '510400000000' " \
           "and indicator_id = 'township_station_coverage'"
-
-
-def tables(con) -> list[str]:
-    return [f"{s}.{t}" for s, t in con.execute(
-        "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE' "
-        "order by all").fetchall()]
-
-
-def contents(con, table: str) -> tuple[list[str], list]:
-    """A table's columns (by name) and rows, without what only says which run wrote them; of the
-    tables that keep every run (ingest.runs, mart.indicator_history), the latest run's rows."""
-    columns = sorted(c for (c,) in con.execute(
-        "select column_name from information_schema.columns where table_schema || '.' || table_name = ?",
-        [table]).fetchall() if c not in RUN_COLUMNS)
-    where = ""
-    if table in ("ingest.runs", "mart.indicator_history"):
-        where = " where run_id = (select run_id from ingest.runs order by finished_at desc limit 1)"
-    listed = ", ".join(f'"{c}"' for c in columns)
-    return columns, con.execute(f"select {listed} from {table}{where} order by all").fetchall()
-
-
-def assert_same_warehouse(a: Path, b: Path) -> None:
-    """Two warehouses of the month hold the same tables with the same rows, table by table."""
-    with duckdb.connect(str(a), read_only=True) as ca, duckdb.connect(str(b), read_only=True) as cb:
-        assert tables(ca) == tables(cb)
-        for table in tables(ca):
-            assert contents(ca, table) == contents(cb, table), table
 
 
 def reused(db: Path) -> list[int]:
@@ -114,7 +84,7 @@ def rerun_and_scratch(first, tmp_path, monkeypatch, caplog, change) -> tuple[Pat
     with caplog.at_level(logging.WARNING, logger="shegong"):
         monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(rerun))
     monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(scratch))
-    assert_same_warehouse(rerun, scratch)
+    assert_same_tables(rerun, scratch)
     assert reused(rerun) == [0, 0]
     return rerun, scratch
 
@@ -175,7 +145,7 @@ def test_a_rerun_with_nothing_changed_takes_every_file_from_the_last_run(first, 
     with caplog.at_level(logging.WARNING, logger="shegong"):
         monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(rerun))
     assert reused(rerun) == [0, 10] and why(caplog) == []
-    assert_same_warehouse(first_db, rerun)
+    assert_same_tables(first_db, rerun)
 
 
 def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
@@ -184,9 +154,11 @@ def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
     and gives what a run from scratch gives; `shegong run --full` reads everything though nothing
     changed."""
     inbox, data, first_db = first
+    # The project as checked out (its code, schemas, SQL, pinned asset list), without what runs make.
     code = tmp_path / "code"
-    for part in ("flows", "schemas", "sql"):
-        shutil.copytree(PROJECT / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROJECT, code, ignore=shutil.ignore_patterns(
+        ".*", "__pycache__", "*.egg-info", "tests", "inbox", "province", "feedback", "reports", "templates",
+        "validation", "*.duckdb*"))
     edit(code / "flows" / "values.py", 'r"(人次|人|个|', 'r"(人次|个|')
     # Run from elsewhere: `python -m flows.read` (the reader process) looks in its working folder first.
     monkeypatch.chdir(tmp_path)
@@ -203,7 +175,7 @@ def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
         f"the reading code or its libraries changed"]
     b = run(args + [str(scratch)], tmp_path / "b", **env)
     assert b.returncode == 0, b.stderr
-    assert_same_warehouse(rerun, scratch)
+    assert_same_tables(rerun, scratch)
     with duckdb.connect(str(rerun), read_only=True) as con:
         # The changed conversion took effect: 金福社区's ３０００人 is no number now.
         assert con.execute("select rule, value from ingest.failures where path like '%新建 Microsoft Excel 工作表.xlsx' "
@@ -214,7 +186,7 @@ def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
     assert re.findall(r"WARNING shegong: (.*read again.*)", c.stderr) == [
         f"{PERIOD}: all 10 files read again, none taken from the month's last run: asked for (--full)"]
     assert reused(full) == [0, 0]
-    assert_same_warehouse(first_db, full)
+    assert_same_tables(first_db, full)
 
 
 def test_a_month_whose_cached_rows_were_dropped_is_read_again(first, tmp_path, monkeypatch, caplog):
