@@ -31,18 +31,20 @@ def _months(start: str, end: str) -> list[str]:
 
 def cmd_run(args) -> int:
     from .config import check_period
-    from .monthly import monthly_rollup
-    from .report import completeness_table, indicator_table
+    months: list[str] = []
     if args.period:
-        months = [check_period(args.period)]
+        months.append(check_period(args.period))
     elif args.start and args.end:
-        months = _months(check_period(args.start), check_period(args.end))
+        months.extend(_months(check_period(args.start), check_period(args.end)))
     elif args.start or args.end:
         raise ShegongError("give both --from YYYY-MM and --to YYYY-MM")
     else:
         from .config import load_settings, previous_month
-        months = [previous_month(load_settings())]  # as the schedule does
-    _preflight(Path(args.inbox), Path(args.db))
+        months.append(previous_month(load_settings()))  # as the schedule does
+    _preflight(Path(args.inbox), Path(args.db))  # before Prefect is imported: a refusal comes at once
+    from .monthly import monthly_rollup
+    from .report import completeness_table, indicator_table
+    _quiet_known_errors()
     for period in months:
         s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
         print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
@@ -56,6 +58,26 @@ def cmd_run(args) -> int:
         print()
         print(indicator_table(Path(args.db), months[0]))
     return 0
+
+
+def _quiet_known_errors() -> None:
+    """Prefect logs a failed flow or task run with its traceback, then its failed state. For the
+    errors an operator mends (ours, and a disk full, read-only or not writable), main's one line
+    says it all: these show at SHEGONG_LOG_LEVEL=DEBUG only. Prefect's API still gets them."""
+    if log.getEffectiveLevel() <= logging.DEBUG:
+        return
+    from .publish import storage_errno
+    known_runs = set()  # task or flow runs that failed with such an error
+
+    def shown(record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
+        if exc is not None and (isinstance(exc, ShegongError) or storage_errno(exc) is not None):
+            known_runs.add(run)
+            return False
+        return run is None or run not in known_runs
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(shown)
 
 
 def _preflight(inbox: Path, db: Path) -> None:
@@ -219,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ShegongError as exc:
+        log.debug("what stopped the run", exc_info=True)
         print(f"shegong: {exc}", file=sys.stderr)
         return 1
 
