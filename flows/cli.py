@@ -4,16 +4,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 # Offline and quiet by default: no telemetry from Prefect or Great Expectations (it would log an
-# ERROR line with no network), and Prefect's own INFO chatter (temporary server start and stop)
-# hidden unless asked for. Set before Prefect is imported, which reads them once.
+# ERROR line with no network), and Prefect's and Dask's own INFO chatter (temporary server, cluster
+# start and stop) hidden unless asked for. Set before Prefect is imported, which reads them once.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # the Dask runner's start and stop chatter
 
 from .config import DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
 from .errors import ShegongError  # noqa: E402
@@ -30,8 +32,12 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def cmd_run(args) -> int:
+    from . import stopping
     from .config import check_period
     months: list[str] = []
+    finished: list[str] = []
+    # First, before Prefect or a reader starts any thread or process (see flows/stopping.py).
+    stopping.install(lambda signum, swaps: interrupted_line(signum, months, swaps, finished))
     if args.period:
         months.append(check_period(args.period))
     elif args.start and args.end:
@@ -47,6 +53,7 @@ def cmd_run(args) -> int:
     _quiet_known_errors()
     for period in months:
         s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db))
+        finished.append(period)
         print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
               f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
               + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
@@ -58,6 +65,24 @@ def cmd_run(args) -> int:
         print()
         print(indicator_table(Path(args.db), months[0]))
     return 0
+
+
+def interrupted_line(signum: int, months: list[str], swaps: int, finished: list[str]) -> str:
+    """What an interrupted run says: that the published warehouse is unchanged, or else which
+    months it published, and whether the last of them still needs its feedback and report."""
+    name = signal.Signals(signum).name
+    if not swaps:
+        return (f"shegong: 中止（{name}）：已发布的数据仓库未改变 / "
+                f"interrupted ({name}); the published warehouse is unchanged")
+    published, last = months[:swaps], months[swaps - 1]
+    zh = f"中止（{name}）：已发布 {'、'.join(published)}"
+    en = f"interrupted ({name}) after publishing {', '.join(published)}"
+    if swaps < len(months):
+        zh, en = zh + "，之后的月份未发布", en + "; the months after it are unchanged"
+    if last not in finished:
+        zh += f"；{last} 的反馈表和月报未写完，请重新运行该月"
+        en += f"; run {last} again to write its feedback and report"
+    return f"shegong: {zh} / {en}"
 
 
 def _quiet_known_errors() -> None:
