@@ -79,12 +79,19 @@ def _watch(r: int, line: Callable[[int, int], str], main: int) -> None:
         got = [b for b in os.read(r, 64) if b in SIGNALS]
         if got:
             break
-    signum = got[0]
     _requested.set()
     try:
-        sys.stdout.flush()  # the months finished before the signal keep their lines
-    except Exception:
-        pass
+        _stop(got[0], line, main)
+    finally:  # whatever happens, the process ends: the main thread may be waiting for it (_wait)
+        os._exit(128 + got[0])
+
+
+def _stop(signum: int, line: Callable[[int, int], str], main: int) -> None:
+    # The months finished before the signal keep their lines; bounded, as a reader of the output
+    # may have stopped reading.
+    flush = threading.Thread(target=_flush, daemon=True)
+    flush.start()
+    flush.join(1)
     err = os.dup(2)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
@@ -102,7 +109,13 @@ def _watch(r: int, line: Callable[[int, int], str], main: int) -> None:
     except Exception as exc:  # never leave without the line
         text = f"shegong: interrupted ({exc!r})"
     os.write(err, (text + "\n").encode())
-    os._exit(128 + signum)
+
+
+def _flush() -> None:
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
 
 
 def _release_resource_tracker(null: int) -> None:

@@ -15,6 +15,7 @@ import duckdb
 
 from conftest import PERIOD
 from flows import faults
+from flows.cli import interrupted_line
 from runs import Run, args, building, environment, lock_is_free, sha256
 
 UNCHANGED = "shegong: 中止（{name}）：已发布的数据仓库未改变 / interrupted ({name}); the published warehouse is unchanged\n"
@@ -91,3 +92,15 @@ def test_interrupted_runs_stop_in_seconds_in_one_line_and_leave_nothing(publishe
             problems.append((case, {k: (got[k], want[k]) for k in want if got[k] != want[k]}))
     print("seconds from the signal to the end of the run:", seconds)
     assert not problems, problems
+
+
+def test_the_line_of_an_interrupted_range_names_what_it_published():
+    months = ["2024-03", "2024-04", "2024-05"]
+    assert interrupted_line(signal.SIGINT, months, 0, []) + "\n" == UNCHANGED.format(name="SIGINT")
+    assert interrupted_line(signal.SIGINT, months, 1, ["2024-03"]) == (
+        "shegong: 中止（SIGINT）：已发布 2024-03，之后的月份未发布 / interrupted (SIGINT) after publishing 2024-03; "
+        "the months after it are unchanged")
+    assert interrupted_line(signal.SIGTERM, months, 2, ["2024-03"]) == (
+        "shegong: 中止（SIGTERM）：已发布 2024-03、2024-04，之后的月份未发布；2024-04 的反馈表和月报未写完，请重新运行该月 / "
+        "interrupted (SIGTERM) after publishing 2024-03, 2024-04; the months after it are unchanged; run 2024-04 "
+        "again to write its feedback and report")
