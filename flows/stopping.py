@@ -35,6 +35,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Every process the run starts inherits it, at any depth: found by it even when its parent has died.
 TOKEN = "SHEGONG_RUN_TOKEN"
 GRACE = 2.0  # seconds a descendant has to end on SIGTERM before SIGKILL
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 _requested = threading.Event()
 
 
@@ -44,6 +45,9 @@ def install(line: Callable[[int, int], str]) -> None:
     main thread before any other thread or child process starts."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     os.environ[TOKEN] = f"{os.getpid()}-{secrets.token_hex(8)}"
+    # A process whose parent ends (a pool worker after the forkserver) becomes this one's child, so
+    # that it is reaped here rather than left a zombie for init.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     # A pool cut short leaves semaphores for multiprocessing's resource tracker to remove, which
     # it does with a warning per kind: expected here, so not printed.
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
@@ -133,18 +137,46 @@ def _release_resource_tracker(null: int) -> None:
 
 def end_descendants() -> None:
     """SIGTERM to every process the run started, then SIGKILL to those still there after GRACE;
-    again until none is left (one may have started another meanwhile)."""
+    again until none is left (one may have started another meanwhile). Multiprocessing's resource
+    tracker ignores SIGTERM: it ends by itself once the others have, after removing the semaphores
+    of a pool cut short (a SIGKILL would leave them in /dev/shm), so it is killed only if it has
+    not done so after a longer while."""
     deadline = time.monotonic() + 3 * GRACE
     while time.monotonic() < deadline:
         alive = descendants()
-        if not alive:
-            return
-        for pid in alive:
+        others = {pid for pid in alive if not _is_tracker(pid)}
+        if not others:
+            _wait_gone(alive, 2 * GRACE)
+            for pid in alive:
+                _signal(pid, signal.SIGKILL)
+            _wait_gone(alive, GRACE / 2)
+            break
+        for pid in others:
             _signal(pid, signal.SIGTERM)
-        _wait_gone(alive, GRACE)
+        _wait_gone(others, GRACE)
         for pid in descendants():
-            _signal(pid, signal.SIGKILL)
-        _wait_gone(alive, GRACE / 2)
+            if not _is_tracker(pid):
+                _signal(pid, signal.SIGKILL)
+        _wait_gone(others, GRACE / 2)
+    _reap()
+
+
+def _reap() -> None:
+    """Collect the ended children: this process's own, and the orphans it adopted as a subreaper."""
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def _is_tracker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"multiprocessing.resource_tracker" in fh.read()
+    except OSError:
+        return False
 
 
 def descendants(root: int | None = None) -> set[int]:
