@@ -158,6 +158,11 @@ def end_descendants() -> None:
             if not _is_tracker(pid):
                 _signal(pid, signal.SIGKILL)
         _wait_gone(others, GRACE / 2)
+    else:  # time is up (a loaded machine): whatever is left goes now
+        left = descendants()
+        for pid in left:
+            _signal(pid, signal.SIGKILL)
+        _wait_gone(left, GRACE / 2)
     _reap()
 
 

@@ -107,6 +107,12 @@ class Run:
                 raise AssertionError(f"shegong never reached {marker.name} (exit {self.proc.poll()}): "
                                      f"{self.err.read_text()[-3000:]}")
             time.sleep(0.02)
+        self.paused_at = self.err.stat().st_size
+
+    def said_since_pause(self) -> str:
+        """What the run wrote on stderr since its last pause: what the test's doing made it say,
+        apart from what a loaded machine may make it say before (a slow Dask worker's warning)."""
+        return self.err.read_bytes()[self.paused_at:].decode()
 
 
 def run(args: list[str], out_dir: Path, timeout: float = 300, **env: str) -> Finished:

@@ -78,10 +78,11 @@ def test_interrupted_runs_stop_in_seconds_in_one_line_and_leave_nothing(publishe
         seconds[f"{case.stage} {case.signum.name} {case.how}"] = round(done.seconds, 1)
         name = case.signum.name
         expected = (PUBLISHED if case.stage == "published" else UNCHANGED).format(name=name)
-        got = {"exit": done.returncode, "stdout": done.stdout, "stderr": done.stderr, "building": building(db),
-               "lock free": lock_is_free(db), "left": r.left()}
-        want = {"exit": 128 + case.signum, "stdout": "", "stderr": expected, "building": [], "lock free": True,
-                "left": []}
+        got = {"exit": done.returncode, "stdout": done.stdout, "said": r.said_since_pause(),
+               "traceback": "Traceback" in done.stderr, "building": building(db), "lock free": lock_is_free(db),
+               "left": r.left()}
+        want = {"exit": 128 + case.signum, "stdout": "", "said": expected, "traceback": False, "building": [],
+                "lock free": True, "left": []}
         if case.stage == "published":  # the whole new month, never a part
             with duckdb.connect(str(db), read_only=True) as c:
                 got["files"] = c.execute("select count(*) from ingest.files where period = ?", [PERIOD]).fetchone()[0]
