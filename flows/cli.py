@@ -4,17 +4,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 # Offline and quiet by default: no telemetry from Prefect or Great Expectations (it would log an
-# ERROR line with no network), and Prefect's own INFO chatter (temporary server start and stop)
-# hidden unless asked for. Set before Prefect is imported, which reads them once.
+# ERROR line with no network), and Prefect's and Dask's own INFO chatter (temporary server, cluster
+# start and stop) hidden unless asked for. Set before Prefect is imported, which reads them once.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 PREFECT_LEVEL_CHOSEN = "PREFECT_LOGGING_LEVEL" in os.environ
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # the Dask runner's start and stop chatter
 
 from .config import DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
 from .errors import ShegongError  # noqa: E402
@@ -31,24 +33,30 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from . import missing, progress
+    from . import missing, progress, stopping
     from .config import check_period
-    from .monthly import monthly_rollup
-    from .report import completeness_table, indicator_table
+    months: list[str] = []
+    finished: list[str] = []
+    # First, before Prefect or a reader starts any thread or process (see flows/stopping.py).
+    stopping.install(lambda signum, swaps: interrupted_line(signum, months, swaps, finished))
     if args.period:
-        months = [check_period(args.period)]
+        months.append(check_period(args.period))
     elif args.start and args.end:
-        months = _months(check_period(args.start), check_period(args.end))
+        months.extend(_months(check_period(args.start), check_period(args.end)))
     elif args.start or args.end:
         raise ShegongError("give both --from YYYY-MM and --to YYYY-MM")
     else:
         from .config import load_settings, previous_month
-        months = [previous_month(load_settings())]  # as the schedule does
-    _preflight(Path(args.inbox), Path(args.db))
+        months.append(previous_month(load_settings()))  # as the schedule does
+    _preflight(Path(args.inbox), Path(args.db))  # before Prefect is imported: a refusal comes at once
+    from .monthly import monthly_rollup
+    from .report import completeness_table, indicator_table
+    _quiet_known_errors()
     with progress.shown(len(months)):
         for period in months:
             progress.month(period)
             s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db), full=args.full)
+            finished.append(period)
             progress.month_done()
             print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
                   f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
@@ -68,6 +76,44 @@ def cmd_missing(args) -> int:
     from .missing import table
     print(table(Path(args.db), args.period, args.unit))
     return 0
+
+
+def interrupted_line(signum: int, months: list[str], swaps: int, finished: list[str]) -> str:
+    """What an interrupted run says: that the published warehouse is unchanged, or else which
+    months it published, and whether the last of them still needs its feedback and report."""
+    name = signal.Signals(signum).name
+    if not swaps:
+        return (f"shegong: 中止（{name}）：已发布的数据仓库未改变 / "
+                f"interrupted ({name}); the published warehouse is unchanged")
+    published, last = months[:swaps], months[swaps - 1]
+    zh = f"中止（{name}）：已发布 {'、'.join(published)}"
+    en = f"interrupted ({name}) after publishing {', '.join(published)}"
+    if swaps < len(months):
+        zh, en = zh + "，之后的月份未发布", en + "; the months after it are unchanged"
+    if last not in finished:
+        zh += f"；{last} 的反馈表和月报未写完，请重新运行该月"
+        en += f"; run {last} again to write its feedback and report"
+    return f"shegong: {zh} / {en}"
+
+
+def _quiet_known_errors() -> None:
+    """Prefect logs a failed flow or task run with its traceback, then its failed state. For the
+    errors an operator mends (ours, and a disk full, read-only or not writable), main's one line
+    says it all: these show at SHEGONG_LOG_LEVEL=DEBUG only. Prefect's API still gets them."""
+    if log.getEffectiveLevel() <= logging.DEBUG:
+        return
+    from .publish import storage_errno
+    known_runs = set()  # task or flow runs that failed with such an error
+
+    def shown(record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
+        if exc is not None and (isinstance(exc, ShegongError) or storage_errno(exc) is not None):
+            known_runs.add(run)
+            return False
+        return run is None or run not in known_runs
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(shown)
 
 
 def _preflight(inbox: Path, db: Path) -> None:
@@ -268,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ShegongError as exc:
+        log.debug("what stopped the run", exc_info=True)
         print(f"shegong: {exc}", file=sys.stderr)
         return 1
 

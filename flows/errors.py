@@ -34,6 +34,16 @@ class StorageError(ShegongError):
     """The warehouse folder cannot take a run: full, read-only, or not writable by this user."""
 
 
+class WarehouseOpenError(ShegongError):
+    """The published warehouse is open read-write elsewhere, or changes made that way are not in
+    it yet (a .wal beside it): publishing a month would lose them."""
+
+
+class Interrupted(BaseException):
+    """The run was told to stop (SIGINT or SIGTERM). A BaseException, as KeyboardInterrupt is:
+    no `except Exception` of the run may carry on past it."""
+
+
 class FileRejected(Exception):
     """A whole file or sheet cannot be read; recorded with its reason and the run goes on.
 

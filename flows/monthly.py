@@ -341,22 +341,20 @@ def roll_up(period: str | None, inbox: str, db: str, full: bool = False) -> dict
         progress.step("汇总与计算")
         building = publish.prepare(db_path, run_id, settings.storage_version)
         try:
-            load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
-                             flow_run_id, len(reused), fingerprint, json.dumps(reading, sort_keys=True))
-            publish_warehouse(building, db_path)
-        except Exception as exc:
             # A disk that fills up while the month is built: the same clear message as before the run.
-            if (clear := publish.storage_error(db_path, exc)) is None:
-                raise
-            raise clear from exc
+            with publish.writing(db_path):
+                load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
+                                 flow_run_id, len(reused), fingerprint, json.dumps(reading, sort_keys=True))
+                publish_warehouse(building, db_path)
         finally:
             publish.discard(building)
         progress.step("反馈表与月报")
-        sent = write_feedback(db_path, period)
-        reports = write_reports(db_path, period)
-        reminders = write_reminders(db_path, period)
-        publish_artifacts(db_path, period, reports)
-        docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
+        with publish.writing(db_path, published=period):
+            sent = write_feedback(db_path, period)
+            reports = write_reports(db_path, period)
+            reminders = write_reminders(db_path, period)
+            publish_artifacts(db_path, period, reports)
+            docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
     rows = sum(f.height for _, f, _ in staged.values())
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())

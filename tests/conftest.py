@@ -36,6 +36,39 @@ def month_db(tmp_path_factory) -> Path:
     return db
 
 
+# Files that "arrived late": the month is published without them, so that a rerun reads them again
+# (a CSV in this process, a workbook in a reader process).
+LATE = [Path("市本级") / "市综合.csv", Path("东区") / "东区民政局3月.xlsx"]
+
+
+@pytest.fixture(scope="session")
+def published_once(tmp_path_factory) -> tuple[Path, Path]:
+    """The fixture month published without the LATE files, which have arrived since: (inbox, warehouse)."""
+    from flows.monthly import monthly_rollup
+    tmp = tmp_path_factory.mktemp("published")
+    inbox = tmp / "inbox"
+    shutil.copytree(INBOX, inbox)
+    held = {path: (inbox / PERIOD / path).read_bytes() for path in LATE}
+    for path in LATE:
+        (inbox / PERIOD / path).unlink()
+    db = tmp / "wh" / "warehouse.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    for path, data in held.items():
+        (inbox / PERIOD / path).write_bytes(data)
+        shutil.copystat(INBOX / PERIOD / path, inbox / PERIOD / path)
+    return inbox, db
+
+
+@pytest.fixture
+def published(published_once, tmp_path) -> tuple[Path, Path]:
+    """A copy of it for one test."""
+    inbox, db = tmp_path / "inbox", tmp_path / "wh" / "warehouse.duckdb"
+    shutil.copytree(published_once[0], inbox)
+    db.parent.mkdir()
+    shutil.copy2(published_once[1], db)
+    return inbox, db
+
+
 @pytest.fixture
 def con(month_db):
     import duckdb
