@@ -19,13 +19,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install: $(STAMP)
 
 # The Data Docs pages' scripts, styles and fonts are npm packages pinned in datadocs-assets.toml
-# (version and SHA-512), fetched from the npm registry into the environment (flows/vendor.py).
+# (version and SHA-512), fetched from the npm registry into the environment (flows/validate/vendor.py).
 $(STAMP): requirements.lock pyproject.toml datadocs-assets.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(BIN)/python -m flows.vendor
+	$(BIN)/python -m flows.validate.vendor
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -63,4 +63,4 @@ clean-demo:
 # BENCH_SCALE=tiny proves it works in a minute; BENCH_ARGS="--task-runner dask" runs it on Dask.
 BENCH_SCALE ?= city,province
 bench: $(STAMP)
-	$(BIN)/python -m flows.bench --scale $(BENCH_SCALE) $(BENCH_ARGS)
+	$(BIN)/python -m flows.tools.bench --scale $(BENCH_SCALE) $(BENCH_ARGS)

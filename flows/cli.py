@@ -18,14 +18,14 @@ PREFECT_LEVEL_CHOSEN = "PREFECT_LOGGING_LEVEL" in os.environ
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # the Dask runner's start and stop chatter
 
-from .config import DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
-from .errors import ShegongError  # noqa: E402
+from flows.config import DEFAULT_DB, DEFAULT_INBOX  # noqa: E402
+from flows.errors import ShegongError  # noqa: E402
 
 log = logging.getLogger("shegong")
 
 
 def _months(start: str, end: str) -> list[str]:
-    from .config import add_months
+    from flows.config import add_months
     out = [start]
     while out[-1] < end:
         out.append(add_months(out[-1], 1))
@@ -33,8 +33,9 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from . import missing, progress, stopping
-    from .config import check_period
+    from flows.outputs import missing
+    from flows import progress, stopping
+    from flows.config import check_period
     months: list[str] = []
     finished: list[str] = []
     # First, before Prefect or a reader starts any thread or process (see flows/stopping.py).
@@ -46,11 +47,11 @@ def cmd_run(args) -> int:
     elif args.start or args.end:
         raise ShegongError("give both --from YYYY-MM and --to YYYY-MM")
     else:
-        from .config import load_settings, previous_month
+        from flows.config import load_settings, previous_month
         months.append(previous_month(load_settings()))  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))  # before Prefect is imported: a refusal comes at once
-    from .monthly import monthly_rollup
-    from .report import completeness_table, indicator_table
+    from flows.monthly import monthly_rollup
+    from flows.outputs.report import completeness_table, indicator_table
     _quiet_known_errors()
     with progress.shown(len(months)):
         for period in months:
@@ -73,7 +74,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_missing(args) -> int:
-    from .missing import table
+    from flows.outputs.missing import table
     print(table(Path(args.db), args.period, args.unit))
     return 0
 
@@ -97,31 +98,20 @@ def interrupted_line(signum: int, months: list[str], swaps: int, finished: list[
 
 
 def _quiet_known_errors() -> None:
-    """Prefect logs a failed flow or task run with its traceback, then its failed state. For the
-    errors an operator mends (ours, and a disk full, read-only or not writable), main's one line
-    says it all: these show at SHEGONG_LOG_LEVEL=DEBUG only. Prefect's API still gets them."""
+    """A flow run stopped by a known error logs its reason line (flows/monthly.py _KnownFailure);
+    main prints that line itself, once, so the flow's copy is left out here (but at DEBUG)."""
     if log.getEffectiveLevel() <= logging.DEBUG:
         return
-    from .publish import storage_errno
-    known_runs = set()  # task or flow runs that failed with such an error
-
-    def shown(record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
-        if exc is not None and (isinstance(exc, ShegongError) or storage_errno(exc) is not None):
-            known_runs.add(run)
-            return False
-        return run is None or run not in known_runs
     for handler in logging.getLogger().handlers:
-        handler.addFilter(shown)
+        handler.addFilter(lambda record: not getattr(record, "reason_line", False))
 
 
 def _preflight(inbox: Path, db: Path) -> None:
     """What would stop a run, checked before the flow starts, so the operator gets one clear
     line instead of a flow run's traceback."""
-    from .config import load_settings
-    from .pii import load_key
-    from .publish import run_lock
+    from flows.config import load_settings
+    from flows.pii import load_key
+    from flows.warehouse.publish import run_lock
     load_settings()
     load_key()
     if not inbox.is_dir():
@@ -131,23 +121,23 @@ def _preflight(inbox: Path, db: Path) -> None:
 
 
 def cmd_show(args) -> int:
-    from .report import indicator_table
+    from flows.outputs.report import indicator_table
     print(indicator_table(Path(args.db), args.period, args.unit))
     return 0
 
 
 def cmd_report(args) -> int:
     """The month's report again, from the published warehouse, without a run."""
-    from .webpage import write_page
-    from .workbook import report_dir, write_workbook
+    from flows.outputs.webpage import write_page
+    from flows.outputs.workbook import report_dir, write_workbook
     out = Path(args.out) if args.out else report_dir(Path(args.db), args.period)
     print(f"月报：{write_workbook(Path(args.db), args.period, out)}，{write_page(Path(args.db), args.period, out)}")
     return 0
 
 
 def cmd_sample(args) -> int:
-    from .config import load_settings
-    from .sample import generate_province, generate_sample
+    from flows.config import load_settings
+    from flows.tools.sample import generate_province, generate_sample
     inbox = Path(args.inbox)
     if args.scale == "province":
         # Its own folder by default: the province's registry and settings are written beside its month.
@@ -169,14 +159,14 @@ def cmd_sample(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .explain import explain
+    from flows.warehouse.explain import explain
     print(explain(Path(args.db), args.indicator, args.unit, args.period, args.limit))
     return 0
 
 
 def cmd_serve(args) -> int:
-    from .deploy import DEPLOYMENT, api_url, cron_expression, serve
-    from .config import load_settings
+    from flows.deploy import DEPLOYMENT, api_url, cron_expression, serve
+    from flows.config import load_settings
     api_url()
     _preflight(Path(args.inbox), Path(args.db))  # now, not at 02:00 on the 6th
     if not PREFECT_LEVEL_CHOSEN:
@@ -191,8 +181,8 @@ def cmd_serve(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    from .deploy import DEPLOYMENT, api_url, cron_expression, deploy
-    from .config import load_settings
+    from flows.deploy import DEPLOYMENT, api_url, cron_expression, deploy
+    from flows.config import load_settings
     api_url()
     _preflight(Path(args.inbox), Path(args.db))
     deployment_id = deploy(args.pool, Path(args.inbox), Path(args.db))
@@ -205,14 +195,14 @@ def cmd_deploy(args) -> int:
 
 
 def cmd_templates(args) -> int:
-    from .templates import write_templates
+    from flows.outputs.templates import write_templates
     paths = write_templates(args.period, Path(args.out), db=Path(args.db), unit=args.unit)
     print(f"{args.period} 报表模板 {len(paths)} 份：{Path(args.out) / args.period}/")
     return 0
 
 
 def cmd_keygen(args) -> int:
-    from .pii import make_key_file
+    from flows.pii import make_key_file
     path, created = make_key_file(Path(args.file) if args.file else None, force=args.force)
     print(f"{'created' if created else 'kept existing'} ID-hash key {path} (owner-only; never commit it)")
     return 0

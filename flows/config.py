@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from flows.errors import ConfigError
 
 PROJECT = Path(__file__).resolve().parent.parent
 SCHEMAS = PROJECT / "schemas"

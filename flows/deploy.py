@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import DEFAULT_DB, DEFAULT_INBOX, load_settings
-from .errors import ConfigError
+from flows.config import DEFAULT_DB, DEFAULT_INBOX, load_settings
+from flows.errors import ConfigError
 
 DEPLOYMENT = "monthly"
 # What a worker's flow run takes from the environment of `shegong deploy`, as paths: which settings,
@@ -29,7 +29,7 @@ def deployment(inbox: Path = DEFAULT_INBOX, db: Path = DEFAULT_DB, pool: str | N
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
-    from .monthly import monthly_rollup
+    from flows.monthly import monthly_rollup
     s = load_settings()
     job_variables = None
     if pool:

@@ -27,27 +27,46 @@ from prefect.states import Failed
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
 
-from . import datadocs, faults, feedback, load, pii, progress, publish, read, readpool, report, rollup, validate, webpage, workbook
-from .registry import Tree
-from .senders import file_senders
-from .config import DEFAULT_DB, DEFAULT_INBOX, check_period, deadline_utc, load_settings, previous_month
-from .errors import ShegongError
-from .registry import load_plans, load_population, load_units
-from .schemas import load_forms
+from flows.validate import datadocs, suites
+from flows.warehouse import faults, load, publish, rollup
+from flows.outputs import feedback, report, webpage, workbook
+from flows import pii, progress
+from flows.ingest import read, readpool
+from flows.registry import Tree
+from flows.ingest.senders import file_senders
+from flows.config import DEFAULT_DB, DEFAULT_INBOX, check_period, deadline_utc, load_settings, previous_month
+from flows.errors import ShegongError
+from flows.registry import load_plans, load_population, load_units
+from flows.schemas import load_forms
 
 log = logging.getLogger("shegong")
 
 
-class _ExpectedStop(logging.Filter):
-    """A run stopped by a ShegongError logs its message once, as the flow's own ERROR line; Prefect's
-    engine would report the same error again with a traceback (as "unexpected"): left out."""
+class _KnownFailure(logging.Filter):
+    """A run stopped by an error an operator mends (ours, and a disk full, read-only or not
+    writable) says so in one line: the flow's own ERROR line (served or by a worker: the reason of
+    its Failed state in the UI), or `shegong run`'s line on stderr. Prefect's engine would log the
+    same error with a traceback (as "unexpected") and then each failed run's state: left out, but
+    shown at SHEGONG_LOG_LEVEL=DEBUG. Prefect's API still gets the states."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: set = set()  # task or flow runs that failed with such an error
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], ShegongError))
+        if log.getEffectiveLevel() <= logging.DEBUG:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
+        if exc is not None and (isinstance(exc, ShegongError) or publish.storage_errno(exc) is not None):
+            self.runs.add(run)
+            return False
+        return run is None or run not in self.runs
 
 
+_known_failure = _KnownFailure()
 for _name in ("prefect.flow_runs", "prefect.task_runs"):
-    logging.getLogger(_name).addFilter(_ExpectedStop())
+    logging.getLogger(_name).addFilter(_known_failure)
 # Tasks take and return frames in memory: no caching or result persistence, which would hash
 # or write the month's rows (and their person keys) elsewhere.
 @task(cache_policy=NONE)
@@ -118,7 +137,7 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
     if files:
         # Meanwhile: the last run's rows are fetched and the files hashed (a rerun), or the files
         # are read in other processes (a first run).
-        validate.import_early()
+        suites.import_early()
     progress.stage("read", len(files))
     hits, cached, todo = reuse_unchanged(files, inbox, period, db, reading, full)
     progress.advance("read", len(hits))  # unchanged since the last run: taken as read
@@ -181,7 +200,7 @@ def validate_form(form_id: str, frame: pl.DataFrame, tree: Tree, sheets: dict,
     """One form's rows of the month through its suite (rows of settled files excepted)."""
     form = load_forms(load_settings().schemas)[form_id]
     frame = frame.with_row_index("_row_id")
-    checked, failures, result = validate.validate(form, frame, tree, sheets, settled, period=period)
+    checked, failures, result = suites.validate(form, frame, tree, sheets, settled, period=period)
     faults.checkpoint("validating")
     return form, checked, failures, result
 
@@ -276,7 +295,7 @@ def task_runner():
     """The flow's task runner, from run.task_runner in the settings (or SHEGONG_TASK_RUNNER): threads
     in this process ("local", Prefect's default; reading has its own process pool), or a Dask
     cluster ("dask": a local one over every core here; DASK_SCHEDULER_ADDRESS names a running one)."""
-    from .errors import ConfigError
+    from flows.errors import ConfigError
     try:
         name = load_settings().task_runner
     except ConfigError:  # the run itself reports it, with the file to fix
@@ -301,7 +320,7 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
         # A run that cannot go on, for a reason its message gives with what to do: the flow run is
         # Failed with that line as its reason in the UI and its log, not a traceback. Called as a
         # function (`shegong run`), the flow raises the error itself.
-        get_run_logger().error("%s", exc)
+        get_run_logger().error("%s", exc, extra={"reason_line": True})
         return Failed(message=str(exc), data=exc)
 
 
@@ -328,7 +347,7 @@ def roll_up(period: str | None, inbox: str, db: str, full: bool = False) -> dict
         # quote(): Prefect would otherwise walk every record and sheet of the month looking for
         # futures in the arguments, which at province scale takes longer than the work itself.
         sheets = identify_senders(quote(records), quote(frames), quote(tree))
-        fingerprint = validate.fingerprint(forms, tree)
+        fingerprint = suites.fingerprint(forms, tree)
         settled = settled_validation(db_path, period, fingerprint, quote(reused))
         staged, results = {}, []
         progress.stage("validate", len(forms))

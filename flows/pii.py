@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from .errors import KeyMissingError
+from flows.errors import KeyMissingError
 
 DEFAULT_KEY_FILE = Path(".secrets/id-hash.key")
 

@@ -54,7 +54,7 @@ def shown(months: int):
 
 def _label(text: str) -> str:
     """Labels padded to one width on screen (a Chinese character takes two columns)."""
-    from .report import _pad
+    from flows.outputs.report import _pad
     return _pad(text, 28)
 
 

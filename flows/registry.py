@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .errors import ConfigError
+from flows.errors import ConfigError
 
 LEVELS = ("city", "county", "township", "village")
 

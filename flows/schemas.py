@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from flows.errors import ConfigError
 
 TYPES = {"code", "text", "integer", "number", "percent", "yesno", "date", "year",
          "enum", "multi", "id_number", "credit_code", "personal"}

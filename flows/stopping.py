@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Callable
 
-from .errors import Interrupted
+from flows.errors import Interrupted
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Every process the run starts inherits it, at any depth: found by it even when its parent has died.
@@ -103,7 +103,7 @@ def _stop(signum: int, line: Callable[[int, int], str], main: int) -> None:
     # The run stops where it is; its `finally` blocks run, Prefect marks the flow run crashed if
     # its API is still there. Nothing it prints is seen.
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(Interrupted))
-    from . import publish
+    from flows.warehouse import publish
     publish.stop()
     _release_resource_tracker(null)
     end_descendants()

@@ -100,7 +100,7 @@ class Run:
                 pass
 
     def wait_for(self, marker: Path, timeout: float = 120) -> None:
-        """Until the run writes `marker` (see flows/faults.py), failing if it ends first."""
+        """Until the run writes `marker` (see flows/warehouse/faults.py), failing if it ends first."""
         deadline = time.monotonic() + timeout
         while not marker.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from conftest import PERIOD
-from flows import faults
+from flows.warehouse import faults
 from runs import Analyst, Run, args, building, lock_is_free, month_of, sha256
 
 DUCKDB_CLI = Path(sys.executable).with_name("duckdb")

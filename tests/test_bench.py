@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from flows import bench, readpool
-from flows.read import discover
-from flows.sample import TILE_VILLAGES, _tiles, province_tree
+from flows.tools import bench
+from flows.ingest import readpool
+from flows.ingest.read import discover
+from flows.tools.sample import TILE_VILLAGES, _tiles, province_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -60,7 +61,7 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     env = dict(os.environ)
     env.pop("SHEGONG_SETTINGS", None)
-    proc = subprocess.run([sys.executable, "-m", "flows.bench", "--scale", "tiny", "--work", str(out / "work"),
+    proc = subprocess.run([sys.executable, "-m", "flows.tools.bench", "--scale", "tiny", "--work", str(out / "work"),
                            "--json", str(out / "bench.json")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from conftest import INBOX, PERIOD
-from flows.publish import storage_of
+from flows.warehouse.publish import storage_of
 
 QUESTION = """select county_name, round(value, 4) as value, target, round(gap, 4) as gap
               from analysis.indicators

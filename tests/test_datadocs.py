@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows import validate
-from flows.datadocs import STORE, publish_results
+from flows.validate import suites
+from flows.validate.datadocs import STORE, publish_results
 
 SUITE = "datadocs_demo"
 RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": ["_row_id"],
@@ -20,9 +20,9 @@ RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [
 
 @pytest.fixture(scope="module")
 def result():
-    """One suite, two expectations, one failing on `headcount`, run as flows/validate.py runs it."""
-    gx = validate._gx()
-    ctx = validate.context()
+    """One suite, two expectations, one failing on `headcount`, run as flows/validate/suites.py runs it."""
+    gx = suites._gx()
+    ctx = suites.context()
     suite = gx.ExpectationSuite(name=SUITE)
     suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="unit_code"))
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(column="headcount", min_value=0))
@@ -181,7 +181,7 @@ def test_the_site_opens_styled_and_sortable_with_every_request_outside_it_blocke
 
 
 def test_assets_are_installed_only_when_their_tarball_matches_its_pin(tmp_path, monkeypatch):
-    """flows.vendor against a registry on this machine serving one package: a wrong SHA-512 pin
+    """flows.validate.vendor against a registry on this machine serving one package: a wrong SHA-512 pin
     installs nothing; the right one unpacks just the files named."""
     import base64
     import functools
@@ -191,7 +191,7 @@ def test_assets_are_installed_only_when_their_tarball_matches_its_pin(tmp_path, 
     import tarfile
     import threading
 
-    from flows import vendor
+    from flows.validate import vendor
     from flows.errors import ConfigError
 
     css = b"body { margin: 0 }"

@@ -1,6 +1,6 @@
 """Faults: a run killed at any stage, a full disk, a read-only warehouse folder. The published
 warehouse stays as it was, byte for byte; the error says which folder and what to do; the next run
-completes. Runs are real `shegong run` processes, stopped at a stage by flows/faults.py."""
+completes. Runs are real `shegong run` processes, stopped at a stage by flows/warehouse/faults.py."""
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from conftest import INBOX, PERIOD
-from flows import faults
+from flows.warehouse import faults
 from runs import Run, args, building, lock_is_free, month_of, run, sha256
 
 

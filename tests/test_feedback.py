@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 
 from flows.errors import ConfigError
-from flows.feedback import safe_file_name, write_feedback
+from flows.outputs.feedback import safe_file_name, write_feedback
 
 PERIOD = "2024-03"
 FILE_A = "东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx"

@@ -21,7 +21,7 @@ from fixtures.build_hostile import FORMULA_NAME, FORMULA_TEXT, with_rows, workbo
 from flows import pii
 from flows.config import SCHEMAS
 from flows.monthly import monthly_rollup
-from flows.read import read_file
+from flows.ingest.read import read_file
 from flows.schemas import load_forms
 from runs import run
 
@@ -107,7 +107,7 @@ def test_formula_text_goes_back_to_the_sender_as_text_never_a_formula(hostile_mo
 
 def test_feedback_writes_text_as_strings(tmp_path):
     """The feedback writer on its own: text that looks like a formula, a number or a link stays text."""
-    from flows.feedback import Problem, _workbook
+    from flows.outputs.feedback import Problem, _workbook
     values = FORMULA_TEXT + ["0012", "http://evil.example/", "1E+5"]
     problems = [Problem("a.xlsx", "S", i + 2, "村（社区）代码", v, "x", "error", "510402000000")
                 for i, v in enumerate(values)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from conftest import PERIOD
-from flows import faults
+from flows.warehouse import faults
 from flows.cli import interrupted_line
 from runs import Run, args, building, environment, lock_is_free, sha256
 

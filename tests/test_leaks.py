@@ -20,7 +20,7 @@ from python_calamine import CalamineWorkbook
 
 from conftest import INBOX, PERIOD
 from flows import pii
-from flows.read import decode_text
+from flows.ingest.read import decode_text
 from runs import run
 
 ID = re.compile(r"\d{17}[\dXx]")
@@ -29,7 +29,7 @@ FOOTER_NAME = re.compile(r"(?:填报人|填表人|制表人|联系人|经办人|
 
 
 def sheets_of(path: Path) -> list[list[list[str]]]:
-    """Every sheet of an input file as rows of text, read independently of flows.read."""
+    """Every sheet of an input file as rows of text, read independently of flows.ingest.read."""
     if path.suffix == ".csv":
         text = decode_text(path.read_bytes())
         return [list(csv.reader(io.StringIO(text), delimiter=";" if ";" in text[:500] else ","))]

@@ -20,9 +20,9 @@ import pytest
 
 from conftest import INBOX, PERIOD
 from flows.config import DATA, SCHEMAS
-from flows.report import LEVEL_ZH
+from flows.outputs.report import LEVEL_ZH
 from flows.schemas import load_forms
-from flows.workbook import SHEETS
+from flows.outputs.workbook import SHEETS
 
 SHEGONG = Path(sys.executable).parent / "shegong"
 UNITS = {r["code"]: r for r in csv.DictReader(open(DATA / "registry" / "units.csv", encoding="utf-8"))}

@@ -15,14 +15,14 @@ import duckdb
 import openpyxl
 import pytest
 
-from flows import load, rollup
+from flows.warehouse import load, rollup
 from flows.config import DATA, SCHEMAS, load_settings
 from flows.errors import ConfigError
 from flows.registry import load_plans, load_population, load_units
-from flows.report import indicator_table
+from flows.outputs.report import indicator_table
 from flows.schemas import load_forms
-from flows.webpage import write_page
-from flows.workbook import SHEETS, write_workbook
+from flows.outputs.webpage import write_page
+from flows.outputs.workbook import SHEETS, write_workbook
 
 FIXTURE_PLAN = Path(__file__).parent / "fixtures" / "plans" / "2026-2030"
 CITY, DONGQU = "510400000000", "510402000000"

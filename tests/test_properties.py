@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows import load, rollup
+from flows.warehouse import load, rollup
 from flows.config import SCHEMAS, load_settings
 from flows.registry import Tree, load_plans, load_population, load_units
 from flows.schemas import load_forms

@@ -12,10 +12,10 @@ import duckdb
 import pytest
 
 from conftest import INBOX, PERIOD
-from flows import rollup
+from flows.warehouse import rollup
 from flows.errors import RunLockedError
 from flows.monthly import monthly_rollup
-from flows.publish import run_lock
+from flows.warehouse.publish import run_lock
 
 ANALYST = textwrap.dedent("""
     import sys, duckdb

@@ -160,7 +160,7 @@ def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
         ".*", "__pycache__", "*.egg-info", "tests", "inbox", "province", "feedback", "reports", "templates",
         "validation", "*.duckdb*"))
     edit(code / "flows" / "values.py", 'r"(人次|人|个|', 'r"(人次|个|')
-    # Run from elsewhere: `python -m flows.read` (the reader process) looks in its working folder first.
+    # Run from elsewhere: `python -m flows.ingest.read` (the reader process) looks in its working folder first.
     monkeypatch.chdir(tmp_path)
     env = {"PYTHONPATH": str(code), "SHEGONG_SETTINGS": str(data / "settings.toml")}
     rerun, scratch, full = tmp_path / "rerun.duckdb", tmp_path / "scratch.duckdb", tmp_path / "full.duckdb"

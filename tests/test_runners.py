@@ -5,9 +5,8 @@ from __future__ import annotations
 import shutil
 
 from conftest import INBOX, PERIOD, assert_same_warehouse
-from flows import monthly, readpool
-
-
+from flows import monthly
+from flows.ingest import readpool
 def test_the_dask_runner_gives_the_warehouse_the_local_pool_gives(tmp_path, monkeypatch):
     inbox = tmp_path / "inbox"
     shutil.copytree(INBOX, inbox)

@@ -21,7 +21,9 @@ import pytest
 
 from conftest import assert_same_tables
 from runs import SHEGONG, Run, environment, run
-from flows import deploy, publish, readpool
+from flows import deploy
+from flows.warehouse import publish
+from flows.ingest import readpool
 from flows.config import load_settings, previous_month
 from flows.errors import ConfigError
 

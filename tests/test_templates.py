@@ -13,10 +13,10 @@ from openpyxl.utils import get_column_letter, range_boundaries
 from flows import pii
 from flows.config import SCHEMAS, load_settings
 from flows.errors import ConfigError
-from flows.read import read_file
+from flows.ingest.read import read_file
 from flows.registry import load_units
 from flows.schemas import load_forms
-from flows.templates import INSTRUCTIONS, LISTS_SHEET, write_templates
+from flows.outputs.templates import INSTRUCTIONS, LISTS_SHEET, write_templates
 
 FORMS = load_forms(SCHEMAS)
 UNITS = load_units(load_settings().units_csv)

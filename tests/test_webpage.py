@@ -19,11 +19,11 @@ import duckdb
 import pytest
 
 from conftest import PERIOD
-from flows.charts import NO_STATUS, STATUS_COLOURS, share_colour
+from flows.outputs.charts import NO_STATUS, STATUS_COLOURS, share_colour
 from flows.config import load_settings
 from flows.errors import ConfigError
-from flows.report import STATUS_ZH, fmt
-from flows.webpage import write_page
+from flows.outputs.report import STATUS_ZH, fmt
+from flows.outputs.webpage import write_page
 
 MONTHS = ("2025-10", "2025-11", "2025-12")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,7 +34,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     from flows.monthly import monthly_rollup
-    from flows.sample import generate_sample
+    from flows.tools.sample import generate_sample
     s = load_settings()
     inbox = tmp_path_factory.mktemp("web-inbox")
     generate_sample(inbox, s.units_csv, s.population_csv, start=MONTHS[0], end=MONTHS[-1])

@@ -13,8 +13,8 @@ import openpyxl
 import pytest
 
 from conftest import PERIOD
-from flows.report import STATUS_ZH
-from flows.workbook import DECIMALS, SHEETS, write_workbook
+from flows.outputs.report import STATUS_ZH
+from flows.outputs.workbook import DECIMALS, SHEETS, write_workbook
 
 CITY = "510400000000"
 

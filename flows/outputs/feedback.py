@@ -20,9 +20,9 @@ from pathlib import Path
 import duckdb
 import xlsxwriter
 
-from .config import check_period
-from .errors import ConfigError, printable
-from .report import owner_only_file
+from flows.config import check_period
+from flows.errors import ConfigError, printable
+from flows.outputs.report import owner_only_file
 
 UNKNOWN_CODE = "000000000000"
 UNKNOWN_NAME = "未识别报送单位"

@@ -10,8 +10,8 @@ from typing import Callable, TypeVar
 
 import duckdb
 
-from .config import check_period
-from .errors import ConfigError
+from flows.config import check_period
+from flows.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import xlsxwriter
 import xlwt
 
-from .config import SCHEMAS
-from .schemas import Form, load_forms
+from flows.config import SCHEMAS
+from flows.schemas import Form, load_forms
 
 # ---------------------------------------------------------------------------------------------
 # The scenario. Pairs are (value at BASELINE_MONTH, value at TARGET_MONTH); the baseline values
@@ -1489,7 +1489,7 @@ def generate_province(out: Path, period: str = "2025-06", *, seed: int = 2022101
     and <out>/<period>/... Run it with SHEGONG_SETTINGS=<out>/settings.toml."""
     import shutil
     from concurrent.futures import ProcessPoolExecutor
-    from .config import DATA
+    from flows.config import DATA
     _parse_month(period)
     out = Path(out)
     units, pops = province_tree(seed, size)

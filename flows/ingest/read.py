@@ -32,11 +32,11 @@ from pathlib import Path
 
 import python_calamine
 
-from .errors import ConfigError, FileRejected, printable
-from .schemas import Field, Form, normalise_header
-from .values import (BLANK_TEXTS, convert, credit_code_valid, id_number_old, id_number_valid, id_sex, is_blank,
+from flows.errors import ConfigError, FileRejected, printable
+from flows.schemas import Field, Form, normalise_header
+from flows.ingest.values import (BLANK_TEXTS, convert, credit_code_valid, id_number_old, id_number_valid, id_sex, is_blank,
                      is_filing_date_label, stated_month, text_of)
-from . import pii
+from flows import pii
 
 log = logging.getLogger("shegong")
 
@@ -416,14 +416,14 @@ class _Reader:
             return self.proc
         # The key is not the reader's business.
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHEGONG_ID_KEY")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "flows.read"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "flows.ingest.read"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0)
         try:
             if _receive(self.proc.stdout.fileno(), 60) != b"ready":
                 raise EOFError
         except (EOFError, TimeoutError, OSError):
             self.close()
-            raise ConfigError(f"the spreadsheet reader process ({sys.executable} -m flows.read) did not "
+            raise ConfigError(f"the spreadsheet reader process ({sys.executable} -m flows.ingest.read) did not "
                               f"start; check that the package is installed in this environment") from None
         return self.proc
 
@@ -1037,7 +1037,8 @@ def _read_table(table: Table, rows: list[list], top_titles: list[list], rel: str
 # Besides its bytes: the form schemas (titles, header words, aliases, types, rules), this code and
 # the libraries that decode cells, the registry, and the hashing key. The rerun cache takes a
 # file's rows from the month's last run only when every one of them is the same (load.read_cache).
-READING_CODE = ("read.py", "values.py", "schemas.py", "pii.py", "readpool.py")
+# Paths under the package folder (flows/).
+READING_CODE = ("ingest/read.py", "ingest/values.py", "schemas.py", "pii.py", "ingest/readpool.py")
 READING_LIBRARIES = ("python-calamine", "polars")
 
 
@@ -1046,7 +1047,7 @@ def reading_fingerprint(forms: dict[str, Form], units_csv: Path, key: bytes) -> 
     import importlib.metadata
     code = hashlib.sha256()
     for name in READING_CODE:
-        code.update(hashlib.sha256((Path(__file__).parent / name).read_bytes()).digest())
+        code.update(hashlib.sha256((Path(__file__).parents[1] / name).read_bytes()).digest())
     for dist in READING_LIBRARIES:
         code.update(f"{dist}=={importlib.metadata.version(dist)}".encode())
     return {"schemas": {(f.path.name if f.path else f.id):
@@ -1117,5 +1118,5 @@ def to_frame(form: Form, rows: list[dict]):
     return rows_frame(form, rows).with_row_index("_row_id")
 
 
-if __name__ == "__main__":  # python -m flows.read: the reader process
+if __name__ == "__main__":  # python -m flows.ingest.read: the reader process
     _serve()

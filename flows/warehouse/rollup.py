@@ -12,9 +12,9 @@ import tomllib
 import duckdb
 import polars as pl
 
-from .config import SQL
-from .load import literal
-from .registry import plan_for
+from flows.config import SQL
+from flows.warehouse.load import literal
+from flows.registry import plan_for
 
 ORDER = (
     "intermediate/units",

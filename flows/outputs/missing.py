@@ -1,15 +1,15 @@
 """The missing list (催报): who still owes what for a month, from the view analysis.missing, as the
 terminal prints it (`shegong missing`) and as every workbook lays it out (the report's 未报送清单
-sheet and the workbook per county the bureau sends on, flows/workbook.py)."""
+sheet and the workbook per county the bureau sends on, flows/outputs/workbook.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import duckdb
 
-from .config import add_months, load_settings
-from .errors import ConfigError
-from .report import LEVEL_ZH, _pad, _width, month_zh, read_published
+from flows.config import add_months, load_settings
+from flows.errors import ConfigError
+from flows.outputs.report import LEVEL_ZH, _pad, _width, month_zh, read_published
 
 STATUSES_ZH = {"not_received": "未报送", "refused": "报送被拒收", "carried": "沿用往月数据"}
 OWN = "市本级"  # the county column of the city's own forms

@@ -17,10 +17,10 @@ from pathlib import Path
 import xlsxwriter
 from xlsxwriter.utility import xl_range_abs
 
-from .config import SCHEMAS, add_months, check_period, load_settings
-from .errors import ConfigError
-from .registry import LEVELS, Tree, load_units
-from .schemas import Field, Form, load_forms
+from flows.config import SCHEMAS, add_months, check_period, load_settings
+from flows.errors import ConfigError
+from flows.registry import LEVELS, Tree, load_units
+from flows.schemas import Field, Form, load_forms
 
 SENDER_LEVELS = ("city", "county", "township")
 LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}

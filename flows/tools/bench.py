@@ -10,7 +10,7 @@ Each phase runs in a child process of its own, so that its peak memory (the resi
 the child and everything it starts, summed, sampled every 50 ms) and its CPU time are its own.
 The table and the ratios are printed from the numbers measured in the same run.
 
-    python -m flows.bench --scale city,province [--task-runner dask] [--json out.json]
+    python -m flows.tools.bench --scale city,province [--task-runner dask] [--json out.json]
 """
 from __future__ import annotations
 
@@ -36,12 +36,12 @@ BENCH_KEY = "bench-key-" + "0123456789abcdef" * 3
 TINY = {"prefectures": 1, "counties": 2, "townships": 12, "villages": 90, "population": 600_000}
 
 
-# --- the phases, each run as `python -m flows.bench phase NAME ...` in a child ---------------------
+# --- the phases, each run as `python -m flows.tools.bench phase NAME ...` in a child ---------------------
 
 def phase_ours(period: str, inbox: str, db: str) -> dict:
     """The real flow, in a Prefect run against a temporary API (as `shegong run` has)."""
     from prefect.testing.utilities import prefect_test_harness
-    from .monthly import monthly_rollup
+    from flows.monthly import monthly_rollup
     with prefect_test_harness(server_startup_timeout=120):
         started = time.perf_counter()
         s = monthly_rollup(period=period, inbox=inbox, db=db)
@@ -52,8 +52,8 @@ def phase_ours(period: str, inbox: str, db: str) -> dict:
 
 def phase_read(period: str, inbox: str) -> dict:
     """Our reading alone (the flow's read task without the rerun cache): what the floor is compared to."""
-    from .read import discover
-    from .readpool import parse_in_pool
+    from flows.ingest.read import discover
+    from flows.ingest.readpool import parse_in_pool
     started = time.perf_counter()
     files = discover(Path(inbox), period)
     _, frames = parse_in_pool(files, Path(inbox) / period, period)
@@ -87,7 +87,7 @@ def _floor_chunk(paths: list[str]) -> int:
 def phase_floor(period: str, inbox: str) -> dict:
     """Parse every file of the month on every core, keep nothing."""
     from concurrent.futures import ProcessPoolExecutor
-    from .read import discover
+    from flows.ingest.read import discover
     started = time.perf_counter()
     files = [str(p) for p in discover(Path(inbox), period)]
     workers = os.cpu_count() or 1
@@ -194,7 +194,7 @@ def run_phase(name: str, args: list[str], env: dict) -> dict:
     """One phase in a child: its report, wall time, peak memory and CPU seconds."""
     out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)
     out.close()
-    cmd = [sys.executable, "-m", "flows.bench", "phase", name, out.name, *args]
+    cmd = [sys.executable, "-m", "flows.tools.bench", "phase", name, out.name, *args]
     started = time.perf_counter()
     # stderr to a file, not a pipe: a chatty phase would fill a pipe and stop until it is read.
     errors = tempfile.TemporaryFile()
@@ -231,8 +231,8 @@ def run_phase(name: str, args: list[str], env: dict) -> dict:
 
 def make_inbox(scale: str, root: Path) -> tuple[Path, Path | None, float]:
     """The scale's month: (inbox, settings file or None for the city's own, seconds to write it)."""
-    from .config import load_settings
-    from .sample import generate_province, generate_sample
+    from flows.config import load_settings
+    from flows.tools.sample import generate_province, generate_sample
     started = time.perf_counter()
     inbox = root / scale
     if scale == "city":
@@ -248,8 +248,8 @@ def make_inbox(scale: str, root: Path) -> tuple[Path, Path | None, float]:
 def correct_files(inbox: Path, period: str, share: float) -> int:
     """Replace `share` of the month's readable files (evenly spaced, at least one) by corrections:
     a note row added under the data, and a modification time a day later, as a resent file has."""
-    from .read import discover
-    from .sample import _write_xls, _write_xlsx
+    from flows.ingest.read import discover
+    from flows.tools.sample import _write_xls, _write_xlsx
     import python_calamine
     files = [p for p in discover(inbox, period) if p.suffix in (".xlsx", ".xls", ".csv")]
     want = max(1, round(len(files) * share))
@@ -286,7 +286,7 @@ def bench_scale(scale: str, root: Path, runner: str, naive_sample: int | None, l
         env["SHEGONG_SETTINGS"] = str(settings)
     else:
         env.pop("SHEGONG_SETTINGS", None)
-    from .config import load_settings
+    from flows.config import load_settings
     os.environ.update({k: env[k] for k in ("SHEGONG_SETTINGS",) if k in env})
     units_csv = str(load_settings().units_csv)
     files = sum(1 for _ in (inbox / PERIOD).rglob("*") if _.is_file())
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             report = phase_naive(args[0], args[1], args[2], int(args[3]) or None)
         Path(out).write_text(json.dumps(report))
         return 0
-    p = argparse.ArgumentParser(prog="python -m flows.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m flows.tools.bench", description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="city,province", help="comma-separated: tiny, city, province")
     p.add_argument("--task-runner", default="local", choices=("local", "dask"))
     p.add_argument("--naive-sample", type=int, help="files the naive script reads (default: all; 20 at province)")

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from html import escape
 
-from .config import add_months
+from flows.config import add_months
 
 STATUS_COLOURS = {"met": "#2e7d32", "on_track": "#1565c0", "at_risk": "#ef6c00", "not_met": "#c62828"}
 NO_STATUS = "#9e9e9e"

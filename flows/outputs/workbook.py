@@ -13,9 +13,9 @@ from pathlib import Path
 
 import xlsxwriter
 
-from . import missing
-from .errors import ConfigError
-from .report import LEVEL_ZH, STATUS_WORDS, latest_run, month_zh, owner_only_file, plan_line, plan_of, read_published, run_line
+from flows.outputs import missing
+from flows.errors import ConfigError
+from flows.outputs.report import LEVEL_ZH, STATUS_WORDS, latest_run, month_zh, owner_only_file, plan_line, plan_of, read_published, run_line
 
 # Status fills, shared with the HTML page's colours: green met, blue on track, orange at risk, red missed.
 STATUS_FILL = {"met": "#C8E6C9", "on_track": "#BBDEFB", "at_risk": "#FFE0B2", "not_met": "#FFCDD2"}

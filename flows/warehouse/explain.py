@@ -7,9 +7,9 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import ConfigError
-from .load import fact_sources, made_of
-from .report import LEVEL_ZH, STATUS_ZH, fmt
+from flows.errors import ConfigError
+from flows.warehouse.load import fact_sources, made_of
+from flows.outputs.report import LEVEL_ZH, STATUS_ZH, fmt
 
 def explain(db: Path, indicator: str, unit: str, period: str, limit: int | None = None) -> str:
     if not db.exists():

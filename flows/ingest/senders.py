@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from .read import FileRecord
-from .registry import Tree
+from flows.ingest.read import FileRecord
+from flows.registry import Tree
 
 def file_senders(records: list[FileRecord], unit_codes: Iterable[tuple[str, str | None]], tree: Tree
                  ) -> dict[str, str | None]:

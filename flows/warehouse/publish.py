@@ -37,8 +37,8 @@ from pathlib import Path
 
 import duckdb
 
-from . import faults
-from .errors import Interrupted, RunLockedError, StorageError, WarehouseOpenError
+from flows.warehouse import faults
+from flows.errors import Interrupted, RunLockedError, StorageError, WarehouseOpenError
 
 log = logging.getLogger("shegong")
 # Free space a run needs beside the published file, besides the copy it builds in: the month's

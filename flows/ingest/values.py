@@ -9,7 +9,7 @@ import datetime as dt
 import re
 import unicodedata
 
-from .schemas import Field
+from flows.schemas import Field
 
 # What offices write in a cell that means "nothing to report", once folded.
 BLANK_TEXTS = {"", "-", "—", "/", "\\", "无数据"}

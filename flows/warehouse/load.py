@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .config import SQL
-from .read import FileRecord, frame_schema, rows_frame, to_frame
-from .schemas import Form
+from flows.config import SQL
+from flows.ingest.read import FileRecord, frame_schema, rows_frame, to_frame
+from flows.schemas import Form
 
 SCHEMAS = ("ref", "ingest", "staging", "intermediate", "mart")
 INGEST_TABLES = ("runs", "files", "sheets", "failures")
@@ -200,7 +200,7 @@ def read_cache(db: Path, period: str, forms: dict[str, Form], fingerprint: dict
     frame per form, so that a rerun parses only new or changed files; and why none can be taken,
     if the last run read under another `fingerprint` (read.reading_fingerprint: schemas, code,
     registry, key). Empty, without a reason, when the month has no run yet."""
-    from .read import SheetRecord, reading_changes
+    from flows.ingest.read import SheetRecord, reading_changes
     if not db.exists():
         return {}, {}, None
     con = duckdb.connect(str(db), read_only=True)
@@ -254,9 +254,9 @@ def read_cache(db: Path, period: str, forms: dict[str, Form], fingerprint: dict
 def settled_failures(db: Path, period: str, fingerprint: str, files: set[str], forms: dict[str, Form],
                      skip_rules: tuple[str, ...]) -> dict[str, tuple[set[str], pl.DataFrame]]:
     """form id -> (files, their failures) for the unchanged `files` of the month, when its last run
-    validated with the same `fingerprint` (validate.fingerprint); else nothing, and every row is
+    validated with the same `fingerprint` (suites.fingerprint); else nothing, and every row is
     validated again. `skip_rules` are the warnings the roll-up adds, which it adds again."""
-    from .validate import FAILURE_SCHEMA
+    from flows.validate.suites import FAILURE_SCHEMA
     if not files or not db.exists():
         return {}
     con = duckdb.connect(str(db), read_only=True)

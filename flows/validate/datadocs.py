@@ -3,7 +3,7 @@
 Everything lives under one folder, `site_dir` (e.g. data/validation-docs/):
 
     index.html, validations/, expectations/, static/   the site: open index.html in a browser
-    static/vendor/                                     its scripts, styles and fonts (flows/vendor.py)
+    static/vendor/                                     its scripts, styles and fonts (flows/validate/vendor.py)
     .gx-store/validations/<suite>/<run name>/<run time>/<batch>.json   the results the pages are built from
     .gx-store/expectations/<suite>.json                 each form's suite as last published
 
@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import vendor
+from flows.validate import vendor
 
 log = logging.getLogger("shegong")
 
@@ -29,7 +29,7 @@ SITE_NAME = "local_site"
 
 
 def _gx():
-    # Same guard as flows.validate: no telemetry, whichever module imports GX first.
+    # Same guard as flows.validate.suites: no telemetry, whichever module imports GX first.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     # Pins its own logger at INFO; nothing here is news for whoever runs the month.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
-from . import schemas
-from .schemas import MONTH_END, Field, Form, Rule
+from flows import schemas
+from flows.schemas import MONTH_END, Field, Form, Rule
 
 log = logging.getLogger("shegong")
 

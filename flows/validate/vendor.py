@@ -4,8 +4,8 @@ Great Expectations writes pages that load Bootstrap, jQuery, bootstrap-table, Fo
 and more from seven public CDNs; where the bureau works there is no internet, so they would open
 unstyled and unsortable. The same files are npm packages: datadocs-assets.toml pins each by
 version and by the registry's SHA-512 of its tarball, `make install` fetches them into the
-environment (`python -m flows.vendor`), and every run copies them into the site and points its
-pages at the copies by relative paths (flows/datadocs.py), so no page requests anything.
+environment (`python -m flows.validate.vendor`), and every run copies them into the site and points its
+pages at the copies by relative paths (flows/validate/datadocs.py), so no page requests anything.
 
 Fetched at install rather than committed: the same trust as the Python packages (a registry and
 a pinned hash, checked before anything is unpacked), and no minified third-party files in the
@@ -27,8 +27,8 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
-from .config import PROJECT
-from .errors import ConfigError
+from flows.config import PROJECT
+from flows.errors import ConfigError
 
 LOCK = PROJECT / "datadocs-assets.toml"
 # Beside the Python packages of the environment they were installed with.
@@ -133,8 +133,8 @@ def localise(page: Path, site: Path, text: str) -> str:
     return _SRI.sub("", _GX_IMAGES.sub(image, text))
 
 
-if __name__ == "__main__":  # python -m flows.vendor: what `make install` runs
+if __name__ == "__main__":  # python -m flows.validate.vendor: what `make install` runs
     try:
         print(f"Data Docs assets: {fetch()}")
     except ConfigError as exc:
-        sys.exit(f"flows.vendor: {exc}")
+        sys.exit(f"flows.validate.vendor: {exc}")

@@ -2,8 +2,8 @@
 toward its targets, the city's trends, reporting completeness and the gaps, worst first.
 
 Read from the published warehouse through a read-only connection, like the printed table
-(flows/report.py), whose number formats and status words the page shares. Everything is inline
-(CSS, SVG charts from flows/charts.py) and a Content-Security-Policy forbids fetching anything,
+(flows/outputs/report.py), whose number formats and status words the page shares. Everything is inline
+(CSS, SVG charts from flows/outputs/charts.py) and a Content-Security-Policy forbids fetching anything,
 so the page reads the same offline, attached to a mail or printed.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 
-from . import charts, missing
-from .config import load_settings
-from .errors import ConfigError
-from .report import (LEVEL_ZH, STATUS_WORDS, STATUS_ZH, fmt, latest_run, month_zh, owner_only_file, plan_line, plan_of,
+from flows.outputs import charts, missing
+from flows.config import load_settings
+from flows.errors import ConfigError
+from flows.outputs.report import (LEVEL_ZH, STATUS_WORDS, STATUS_ZH, fmt, latest_run, month_zh, owner_only_file, plan_line, plan_of,
                      read_published, run_line)
 
 STATUSES = ("met", "not_met", "on_track", "at_risk")

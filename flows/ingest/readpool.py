@@ -9,9 +9,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from . import pii, read
-from .config import load_settings
-from .schemas import load_forms
+from flows import pii
+from flows.ingest import read
+from flows.config import load_settings
+from flows.schemas import load_forms
 
 if TYPE_CHECKING:
     import polars as pl
