@@ -159,7 +159,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from flows.warehouse.explain import explain
+    from flows.outputs.explain import explain
     print(explain(Path(args.db), args.indicator, args.unit, args.period, args.limit))
     return 0
 

@@ -155,7 +155,7 @@ def test_projection_to_the_deadline_decides_on_track_or_at_risk():
 
 
 def test_explain_traces_a_county_urban_average_to_rosters_and_files(month_db):
-    from flows.warehouse.explain import explain
+    from flows.outputs.explain import explain
     text = explain(month_db, "urban_community_talent_avg", DONGQU, "2024-03")
     lines = text.splitlines()
     assert lines[0] == "城市社区平均社会工作专业人才（urban_community_talent_avg）— 东区（县（区），510402000000），2024-03"
