@@ -227,12 +227,19 @@ def writing(db: Path, published: str | None = None):
 
 def storage_errno(exc: BaseException) -> int | None:
     """The errno of a failure to write that the operator can mend (see _STORAGE), or None. DuckDB's
-    IOException carries no errno, only the system's message, so both are looked at."""
-    code = getattr(exc, "errno", None)
-    if code in _STORAGE:
-        return code
-    if isinstance(exc, (OSError, duckdb.Error)):
-        return next((c for c in _STORAGE if os.strerror(c) in str(exc)), None)
+    IOException carries no errno, only the system's message, so both are looked at; a library's own
+    error may wrap the OSError (xlsxwriter's FileCreateError holds it in its args), so are they."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "errno", None)
+        if code in _STORAGE:
+            return code
+        if isinstance(exc, (OSError, duckdb.Error)):
+            if (code := next((c for c in _STORAGE if os.strerror(c) in str(exc)), None)) is not None:
+                return code
+        exc = next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)), None) \
+            or exc.__cause__ or exc.__context__
     return None
 
 
