@@ -8,9 +8,11 @@ import pytest
 from conftest import INBOX, PERIOD
 from flows import pii
 from flows.config import SCHEMAS
-from flows.ingest.read import decode_text, discover, read_file
+from flows.ingest.discover import discover
+from flows.ingest.read import read_file
+from flows.ingest.sandbox import decode_text
 from flows.schemas import load_forms, normalise_header
-from flows.ingest.values import convert, credit_code_valid, id_number_valid
+from flows.ingest.convert import convert, credit_code_valid, id_number_valid
 from flows.schemas import Field
 
 FORMS = load_forms(SCHEMAS)
@@ -160,7 +162,7 @@ def test_a_reader_panic_rejects_the_file_only(monkeypatch, tmp_path):
     monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", boom)
     # Parsing itself, as the reader process runs it (a reader that dies outright is
     # test_hostile's test_a_reader_that_dies_rejects_its_file_only_and_the_next_file_is_read).
-    from flows.ingest.read import FileRejected, parse_workbook
+    from flows.ingest.sandbox import FileRejected, parse_workbook
     with pytest.raises(FileRejected) as exc:
         parse_workbook(".xlsx", path.read_bytes())
     assert exc.value.en == "spreadsheet reader failed: Panic: index out of bounds"
@@ -189,13 +191,13 @@ def test_footers_naming_contacts_are_not_data_and_semicolon_csv_is_read(tmp_path
     ("2025年度", None), ("二〇二五年", None), ("十二月", None), ("电话：13900000000", None), (20250501.0, None),
 ])
 def test_the_month_a_title_cell_states(cell, month):
-    from flows.ingest.values import stated_month
+    from flows.ingest.layout import stated_month
     assert stated_month(cell) == month
 
 
 @pytest.mark.parametrize("pasted", ["'510499198503124113", "510499\u200b198503124113", "5104991985\u00a003124113",
                                     " 510499198503124113\ufeff", "‘510499198503124113"])
 def test_id_numbers_as_pasted_are_cleaned(pasted):
-    from flows.ingest.values import clean_pasted_code, id_number_old
+    from flows.ingest.convert import clean_pasted_code, id_number_old
     assert clean_pasted_code(pasted) == "510499198503124113"
     assert not id_number_old(clean_pasted_code(pasted)) and id_number_old("510499850312411")

@@ -1,4 +1,5 @@
-"""Cell values as offices type them, converted to the types of the form schemas.
+"""Cell values as offices type them, converted to the types of the form schemas: each cell, the
+check digits of codes, and a table's rows, to a frame of the form's columns.
 
 Every converter returns `(value, ok)`: `value` is None for a blank cell (blank is "not
 reported", never 0), and `ok` is False when a non-blank cell could not be understood.
@@ -8,8 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
-from flows.schemas import Field
+from flows import pii
+from flows.schemas import Field, Form
+
+if TYPE_CHECKING:
+    from flows.ingest.layout import Layout
 
 # What offices write in a cell that means "nothing to report", once folded.
 BLANK_TEXTS = {"", "-", "—", "/", "\\", "无数据"}
@@ -39,7 +45,7 @@ def text_of(value: object) -> str | None:
 _SPACES = re.compile(r"\s+")
 
 
-def _fold(s: str) -> str:
+def fold(s: str) -> str:
     """Full-width digits and letters to ASCII, no spaces."""
     return _SPACES.sub("", unicodedata.normalize("NFKC", s))
 
@@ -48,7 +54,7 @@ def is_blank(value: object) -> bool:
     if isinstance(value, (int, float)):  # a number is never blank (and this is asked of every cell)
         return False
     t = text_of(value)
-    return t is None or _fold(t) in BLANK_TEXTS
+    return t is None or fold(t) in BLANK_TEXTS
 
 
 def to_code(value: object):
@@ -57,7 +63,7 @@ def to_code(value: object):
         return (str(int(value)), True) if value.is_integer() and 0 < value < 1e15 else (None, False)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value), True
-    s = _fold(str(value))
+    s = fold(str(value))
     return (s, True) if s.isdigit() else (None, False)
 
 
@@ -66,7 +72,7 @@ def to_text(value: object):
 
 
 def _number_text(value: object) -> str | None:
-    s = _fold(str(value)).replace(",", "")
+    s = fold(str(value)).replace(",", "")
     s = _COUNT_SUFFIX.sub("", s)
     return s or None
 
@@ -101,7 +107,7 @@ def to_number(value: object):
 def to_yesno(value: object):
     if isinstance(value, bool):
         return value, True
-    s = _fold(text_of(value) or "").upper()
+    s = fold(text_of(value) or "").upper()
     if s in _YES:
         return True, True
     if s in _NO:
@@ -119,7 +125,7 @@ def to_date(value: object):
         if 1 <= value < 80000:
             return _EXCEL_EPOCH + dt.timedelta(days=int(value)), True
         return None, False
-    s = _fold(str(value))
+    s = fold(str(value))
     m = (re.fullmatch(r"(\d{4})[-/.年](\d{1,2})(?:[-/.月](\d{1,2})日?|月)?", s)
          or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", s))
     if not m:
@@ -134,18 +140,18 @@ def to_date(value: object):
 def to_year(value: object):
     if isinstance(value, (dt.date, dt.datetime)):
         return value.year, True
-    n, ok = to_integer(re.sub(r"年$", "", _fold(str(value))) if isinstance(value, str) else value)
+    n, ok = to_integer(re.sub(r"年$", "", fold(str(value))) if isinstance(value, str) else value)
     if ok and 1949 <= n <= 2100:
         return n, True
     return None, False
 
 
 def to_enum(value: object):
-    return _fold(text_of(value) or ""), True
+    return fold(text_of(value) or ""), True
 
 
 def to_multi(value: object, allowed: tuple):
-    items = [p for p in _MULTI_SEP.split(_fold(text_of(value) or "")) if p]
+    items = [p for p in _MULTI_SEP.split(fold(text_of(value) or "")) if p]
     if not items or any(i not in allowed for i in items):
         return None, False
     return sorted(set(items), key=allowed.index), True
@@ -186,7 +192,7 @@ def convert(field: Field, value: object):
     """(typed value or None, understood?) for one cell of a field."""
     if is_blank(value):
         return None, True
-    if isinstance(value, str) and _fold(value) in _EXCEL_ERRORS:
+    if isinstance(value, str) and fold(value) in _EXCEL_ERRORS:
         return None, False
     if field.type == "multi":
         return to_multi(value, field.values)
@@ -234,63 +240,118 @@ def credit_code_valid(s: str | None) -> bool:
     return _CREDIT_CHARS[(31 - total % 31) % 31] == s[17]
 
 
-# --- the month a title states -------------------------------------------------------------------
-# Offices write the month of a report in many ways: 2025年5月, 2025年05月份, 二〇二五年五月,
-# 二零二五年五月, 25年5月, 2025.5, 2025-05, 2025/5, or an Excel date cell. Each pattern names
-# the year and month groups; the earliest match in a text wins.
-_CN_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "○": 0, "Ｏ": 0, "O": 0}
-_CN_YEAR = "[〇零○一二三四五六七八九]"
-_CN_MONTH = "十[一二]?|[一二三四五六七八九]"
-_MONTH_PATTERNS = (
-    # 2025年5月, 2025年05月份, 25年5月, 二〇二五年五月, 2025年十二月 (not the 5 of 2025年1-5月)
-    re.compile(rf"(?<![\d{_CN_YEAR[1:-1]}])(\d{{4}}|\d{{2}}|{_CN_YEAR}{{4}}|{_CN_YEAR}{{2}})年"
-               rf"(\d{{1,2}}|{_CN_MONTH})月"),
-    # 2025.5, 2025-05, 2025/5, 2025.05.31 (a day says its month too)
-    re.compile(r"(?<![\d.])((?:19|20)\d{2})[-./](\d{1,2})(?![\d])"),
-)
-# A label before a date that is not the month reported on: when the sheet was filled in or printed.
-_FILING_DATE = re.compile(r"(填报|填表|制表|报送|打印|审核)(日期|时间)[:：]?")
-_FILING_DATE_WITH_DATE = re.compile(_FILING_DATE.pattern + r"[\d年月日号./\-〇零○一二三四五六七八九十]*")
+# --- a table's rows -------------------------------------------------------------------------------
+
+_TICKS = {"√", "✓", "✔"}
 
 
-def _cn_number(text: str) -> int:
-    """一 .. 十二, or digit by digit (二〇二五)."""
-    if text.startswith("十"):
-        return 10 + (_CN_DIGITS[text[1]] if len(text) > 1 else 0)
-    n = 0
-    for ch in text:
-        n = n * 10 + _CN_DIGITS[ch]
-    return n
+def checkbox_columns(layout: Layout, data: list[list]) -> set[int]:
+    """Yes/no columns filled in the tick style (√ or blank): there a blank means 否, not missing."""
+    out = set()
+    for i, f in layout.columns.items():
+        if f.type != "yesno":
+            continue
+        texts = {(text_of(row[i]) or "").strip() for row in data if i < len(row)} - {""}
+        if texts and texts <= _TICKS:
+            out.add(i)
+    return out
 
 
-def _year_month(year: str, month: str) -> str | None:
-    y = int(year) if year.isdigit() else _cn_number(year)
-    m = int(month) if month.isdigit() else _cn_number(month)
-    if len(year) == 2:
-        y += 2000  # 25年5月: no report of this pipeline is from the last century
-    return f"{y:04d}-{m:02d}" if 1 <= m <= 12 and 1949 <= y <= 2100 else None
+class _Column:
+    """How one column of a sheet becomes fields of a row: the field, the names of what it yields,
+    and the conversions already made in this sheet. Offices repeat the same few values down a
+    column (是/否, small counts, the same township), and conversion is the costliest step of
+    reading; the memo is keyed by type as well as value, since True == 1 == 1.0 in Python."""
+    __slots__ = ("index", "field", "name", "ok", "raw", "valid", "old", "checkbox", "memo")
+
+    def __init__(self, index: int, f: Field, checkbox: bool):
+        self.index, self.field, self.checkbox = index, f, checkbox
+        # One string object per name for the whole sheet: rows pickle smaller and faster.
+        self.name, self.ok, self.raw, self.valid = f.name, f"{f.name}__ok", f"{f.name}__raw", f"{f.name}__valid"
+        self.old = f"{f.name}__old"
+        # ID numbers are unique per row, and are not kept a moment longer than their row needs.
+        self.memo: dict | None = None if f.type == "id_number" else {}
 
 
-def stated_month(value: object) -> str | None:
-    """The month (YYYY-MM) a title cell states, if it states one: a date cell, or text in any of
-    the ways offices write a month. A filing date (填报日期：…) states none."""
-    if isinstance(value, (dt.date, dt.datetime)):
-        return f"{value.year:04d}-{value.month:02d}"
-    if not isinstance(value, str):
-        return None
-    text = _FILING_DATE_WITH_DATE.sub("", _SPACES.sub("", unicodedata.normalize("NFKC", value)))
-    found = [m for p in _MONTH_PATTERNS if (m := p.search(text))]
-    for m in sorted(found, key=lambda m: m.start()):
-        month = _year_month(m.group(1), m.group(2))
-        if month:
-            return month
-    return None
+def columns_of(layout: Layout, checkbox: set[int] = frozenset()) -> list[_Column]:
+    return [_Column(i, f, i in checkbox) for i, f in layout.columns.items()]
 
 
-def is_filing_date_label(value: object) -> bool:
-    """A cell that ends with 填报日期： and the like: the next cell holds the date the sheet was filled
-    in, not the month it reports."""
-    if not isinstance(value, str):
-        return False
-    text = _SPACES.sub("", unicodedata.normalize("NFKC", value))
-    return any(m.end() == len(text) for m in _FILING_DATE.finditer(text))
+def convert_row(columns: list[_Column], row: list, key: bytes) -> dict:
+    out = {}
+    width = len(row)
+    for col in columns:
+        value = row[col.index] if col.index < width else None
+        if col.checkbox and is_blank(value):
+            value = "否"
+        f = col.field
+        if col.memo is None:
+            typed, ok = convert(f, value)
+            # Hash at once: the ID number itself goes no further than this function.
+            out[col.name] = pii.person_key(key, typed) if typed else None
+            # An old 15-digit number has its own message; the 18-character rules do not judge it.
+            old = id_number_old(typed) if typed else None
+            valid = None if not typed or old else id_number_valid(typed)
+            out[col.valid] = valid
+            out[col.old] = old
+            out["sex_from_id"] = id_sex(typed) if valid else None
+            out["birth_year"] = int(typed[6:10]) if valid else None
+            out[col.ok] = ok
+            out[col.raw] = None if ok else "（已隐去）"
+            continue
+        memo_key = (type(value), value)
+        done = col.memo.get(memo_key)
+        if done is None:
+            typed, ok = convert(f, value)
+            done = (typed, ok, None if ok else ("（已隐去）" if f.personal else text_of(value)),
+                    (credit_code_valid(typed) if typed else None) if f.type == "credit_code" else None)
+            col.memo[memo_key] = done
+        out[col.name] = done[0] if f.type != "multi" else (list(done[0]) if done[0] is not None else None)
+        if f.type == "credit_code":
+            out[col.valid] = done[3]
+        out[col.ok] = done[1]
+        out[col.raw] = done[2]
+    return out
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+def _dtype(f: Field):
+    import polars as pl
+    return {"integer": pl.Int64, "number": pl.Float64, "percent": pl.Float64, "yesno": pl.Boolean,
+            "date": pl.Date, "year": pl.Int64, "multi": pl.List(pl.String)}.get(f.type, pl.String)
+
+
+def frame_schema(form: Form) -> dict:
+    """Columns of a form's month frame: meta, typed fields, and per-field reading flags."""
+    import polars as pl
+    schema = {"_file": pl.String, "_sheet": pl.String, "_row": pl.Int64, "_header_row": pl.Int64,
+              "_received_at": pl.Datetime("us")}
+    for f in form.fields:
+        schema[f.name] = _dtype(f)
+        if f.type in ("id_number", "credit_code"):
+            schema[f"{f.name}__valid"] = pl.Boolean
+        if f.type == "id_number":
+            schema[f"{f.name}__old"] = pl.Boolean
+            schema["sex_from_id"] = pl.String
+            schema["birth_year"] = pl.Int64
+    for f in form.fields:
+        schema[f"{f.name}__ok"] = pl.Boolean
+        schema[f"{f.name}__raw"] = pl.String
+    return schema
+
+
+def rows_frame(form: Form, rows: list[dict]):
+    """Rows as read_file gives them as a frame of the form's columns (no row index). A column a
+    sheet did not have is missing in its rows, never 0; its reading flag is True (nothing to
+    misread). Built by Polars from the dicts: a province's month is 180,000 rows."""
+    import polars as pl
+    schema = frame_schema(form)
+    frame = pl.from_dicts(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+    return frame.with_columns(pl.col(n).fill_null(True) for n in schema if n.endswith("__ok"))
+
+
+def to_frame(form: Form, rows: list[dict]):
+    """The month's rows of one form as a Polars frame, with the `_row_id` validation reports by."""
+    return rows_frame(form, rows).with_row_index("_row_id")
+
