@@ -201,3 +201,27 @@ def test_id_numbers_as_pasted_are_cleaned(pasted):
     from flows.ingest.convert import clean_pasted_code, id_number_old
     assert clean_pasted_code(pasted) == "510499198503124113"
     assert not id_number_old(clean_pasted_code(pasted)) and id_number_old("510499850312411")
+
+
+def test_id_numbers_checked_by_column_as_one_by_one():
+    """The ID check as Polars expressions over a column (convert.id_columns) says what the
+    functions say of each number: valid, old, sex and birth year; the hash is the keyed one."""
+    from flows.ingest.convert import id_columns, id_number_old, id_sex
+    # Valid, a wrong check character, no 13th month, a leap day, no 30 February and no year 0
+    # (each with its right check character), old 15-digit, lower-case x, too short, too long.
+    ids = ["11010519491231002X", "110105194912310021", "110105194913310028", "510499198503124110",
+           "510499198503124123", "510499200002294111", "510499200002304113", "000000000000000001",
+           "510499850312411", "51049919850312411x", "5104991985031241",
+           "5104991985031241134", "ABCDEFGHIJKLMNOPQR", "",
+           # Arabic-Indic digits: \d in both regex engines, not castable in Polars.
+           "١١٠١٠٥١٩٤٩١٢٣١٠٠٢X", None]
+    key = b"k" * 32
+    got = id_columns("id_number", ids, key)
+    want_old = [id_number_old(s) if s else None for s in ids]
+    want_valid = [None if not s or id_number_old(s) else id_number_valid(s) for s in ids]
+    assert got["id_number__old"].to_list() == want_old
+    assert got["id_number__valid"].to_list() == want_valid
+    assert want_valid.count(True) == 4  # the fixtures above hold valid numbers, not only invalid ones
+    assert got["sex_from_id"].to_list() == [id_sex(s) if v else None for s, v in zip(ids, want_valid)]
+    assert got["birth_year"].to_list() == [int(s[6:10]) if v else None for s, v in zip(ids, want_valid)]
+    assert got["id_number"].to_list() == [pii.person_key(key, s) if s else None for s in ids]

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flows import pii
 from flows.schemas import Field, Form
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from flows.ingest.layout import Layout
 
 # What offices write in a cell that means "nothing to report", once folded.
@@ -257,61 +260,115 @@ def checkbox_columns(layout: Layout, data: list[list]) -> set[int]:
     return out
 
 
-class _Column:
-    """How one column of a sheet becomes fields of a row: the field, the names of what it yields,
-    and the conversions already made in this sheet. Offices repeat the same few values down a
-    column (是/否, small counts, the same township), and conversion is the costliest step of
-    reading; the memo is keyed by type as well as value, since True == 1 == 1.0 in Python."""
-    __slots__ = ("index", "field", "name", "ok", "raw", "valid", "old", "checkbox", "memo")
-
-    def __init__(self, index: int, f: Field, checkbox: bool):
-        self.index, self.field, self.checkbox = index, f, checkbox
-        # One string object per name for the whole sheet: rows pickle smaller and faster.
-        self.name, self.ok, self.raw, self.valid = f.name, f"{f.name}__ok", f"{f.name}__raw", f"{f.name}__valid"
-        self.old = f"{f.name}__old"
-        # ID numbers are unique per row, and are not kept a moment longer than their row needs.
-        self.memo: dict | None = None if f.type == "id_number" else {}
+@dataclass
+class TableRows:
+    """A table's data rows, read but not yet converted: its layout, its rows (footers, totals and
+    blank rows left out), the columns in the tick style, and `meta`: the columns that are not
+    cells (_file, _sheet, _header_row, _received_at, and _row, the rows' Excel row numbers)."""
+    layout: Layout
+    rows: list[list]
+    checkbox: set[int]
+    meta: dict
 
 
-def columns_of(layout: Layout, checkbox: set[int] = frozenset()) -> list[_Column]:
-    return [_Column(i, f, i in checkbox) for i, f in layout.columns.items()]
+_ABSENT = object()  # the cell of a column the table does not have: null, and nothing misread
 
 
-def convert_row(columns: list[_Column], row: list, key: bytes) -> dict:
-    out = {}
-    width = len(row)
-    for col in columns:
-        value = row[col.index] if col.index < width else None
-        if col.checkbox and is_blank(value):
-            value = "否"
-        f = col.field
-        if col.memo is None:
-            typed, ok = convert(f, value)
-            # Hash at once: the ID number itself goes no further than this function.
-            out[col.name] = pii.person_key(key, typed) if typed else None
-            # An old 15-digit number has its own message; the 18-character rules do not judge it.
-            old = id_number_old(typed) if typed else None
-            valid = None if not typed or old else id_number_valid(typed)
-            out[col.valid] = valid
-            out[col.old] = old
-            out["sex_from_id"] = id_sex(typed) if valid else None
-            out["birth_year"] = int(typed[6:10]) if valid else None
-            out[col.ok] = ok
-            out[col.raw] = None if ok else "（已隐去）"
-            continue
-        memo_key = (type(value), value)
-        done = col.memo.get(memo_key)
-        if done is None:
-            typed, ok = convert(f, value)
-            done = (typed, ok, None if ok else ("（已隐去）" if f.personal else text_of(value)),
-                    (credit_code_valid(typed) if typed else None) if f.type == "credit_code" else None)
-            col.memo[memo_key] = done
-        out[col.name] = done[0] if f.type != "multi" else (list(done[0]) if done[0] is not None else None)
-        if f.type == "credit_code":
-            out[col.valid] = done[3]
-        out[col.ok] = done[1]
-        out[col.raw] = done[2]
-    return out
+def form_frame(form: Form, tables: list[TableRows], key: bytes) -> "pl.DataFrame":
+    """The rows of a form's tables (of one file or many) as one frame of its columns
+    (frame_schema), converted column by column. Offices repeat the same few values down a column
+    (是/否, small counts, the same township): each distinct cell of a column is converted once, by
+    the rules above, and the column is gathered from those conversions in Polars; distinct is by
+    type as well as value, since True == 1 == 1.0 in Python. ID numbers are checked by Polars
+    expressions over the column and hashed once each. A column a table does not have is null
+    in its rows, never 0, and its reading flag True (nothing to misread)."""
+    import polars as pl
+    if not tables:
+        return rows_frame(form, [])
+    schema = frame_schema(form)
+    cells: dict[str, list] = {f.name: [] for f in form.fields}
+    meta: dict[str, list] = {name: [] for name in ("_file", "_sheet", "_row", "_header_row", "_received_at")}
+    for table in tables:
+        height = len(table.rows)
+        where = {f.name: i for i, f in table.layout.columns.items()}
+        for f in form.fields:
+            i = where.get(f.name)
+            if i is None:
+                cells[f.name].extend([_ABSENT] * height)
+                continue
+            column = [row[i] if i < len(row) else None for row in table.rows]
+            if i in table.checkbox:  # the tick style: a blank is 否
+                column = ["否" if is_blank(v) else v for v in column]
+            cells[f.name].extend(column)
+        for name, values in meta.items():
+            value = table.meta[name]
+            values.extend(value if name == "_row" else [value] * height)
+    columns = {name: pl.Series(name, values, dtype=schema[name]) for name, values in meta.items()}
+    # Per field: the index of each row's value among the field's distinct values, and what each
+    # distinct value converts to; the rows' columns are then gathered in one Polars select.
+    codes, distinct_columns = {}, {}
+    for f in form.fields:
+        distinct: dict = {}
+        codes[f.name] = [distinct.setdefault((type(v), v), len(distinct)) for v in cells.pop(f.name)]
+        values = [v for _, v in distinct]
+        done = [(None, True) if v is _ABSENT else convert(f, v) for v in values]
+        typed = [t for t, _ in done]
+        ok = [k for _, k in done]
+        if f.type == "id_number":
+            # The ID number itself goes no further than this function: only its hash is kept.
+            found = id_columns(f.name, typed, key)
+            raw = [None if k else "（已隐去）" for k in ok]
+        else:
+            if f.type == "multi":
+                typed = [list(t) if t is not None else None for t in typed]
+            found = {f.name: pl.Series(typed, dtype=schema[f.name])}
+            if f.type == "credit_code":
+                found[f"{f.name}__valid"] = pl.Series([credit_code_valid(t) if t else None for t in typed],
+                                                      dtype=pl.Boolean)
+            raw = [None if k else ("（已隐去）" if f.personal else text_of(v)) for v, k in zip(values, ok)]
+        found[f"{f.name}__ok"] = pl.Series(ok, dtype=pl.Boolean)
+        found[f"{f.name}__raw"] = pl.Series(raw, dtype=pl.String)
+        distinct_columns.update({name: (series, f.name) for name, series in found.items()})
+    rows = pl.DataFrame({name: pl.Series(values, dtype=pl.UInt32) for name, values in codes.items()})
+    gathered = rows.select(pl.lit(series).gather(pl.col(code)).alias(name)
+                           for name, (series, code) in distinct_columns.items())
+    columns.update(gathered.to_dict())
+    return pl.DataFrame([columns[name].alias(name) for name in schema])
+
+
+def id_columns(field: str, ids: list[str | None], key: bytes) -> dict[str, "pl.Series"]:
+    """For ID numbers as read (distinct, cleaned, None for blank): their keyed hashes, whether
+    each is valid (GB 11643-1999) or an old 15-digit number, and the sex and birth year of a
+    valid one. Polars expressions over the column, by the rules of id_number_valid, id_number_old
+    and id_sex (the tests hold them to it); the hash is taken once per distinct number."""
+    import polars as pl
+    s = pl.col("id")
+    filled = s.is_not_null() & (s != "")
+    old = s.str.contains(r"^\d{15}$")
+    digit = [s.str.slice(k, 1).cast(pl.Int64, strict=False) for k in range(17)]
+    total = pl.sum_horizontal(d * w for d, w in zip(digit, _ID_WEIGHTS))
+    check = (total % 11).replace_strict(dict(enumerate(_ID_CHECK)), return_dtype=pl.String, default=None)
+    born = pl.concat_str([s.str.slice(6, 4), s.str.slice(10, 2), s.str.slice(12, 2)], separator="-")
+    valid = (s.str.contains(r"^[0-9]{17}[0-9X]$") & (s.str.slice(6, 4) != "0000")
+             & born.str.to_date("%Y-%m-%d", strict=False).is_not_null() & (check == s.str.slice(17, 1)))
+    valid = pl.when(filled & ~old).then(valid)
+    out = pl.DataFrame({"id": ids}, schema={"id": pl.String}).select(
+        old=pl.when(filled).then(old),
+        valid=valid,
+        sex=pl.when(valid).then(pl.when(digit[16] % 2 == 1).then(pl.lit("男")).otherwise(pl.lit("女"))),
+        birth_year=pl.when(valid).then(s.str.slice(6, 4).cast(pl.Int64, strict=False)),
+        # Digits of another script (\d is every script's digits): by the functions themselves.
+        other=s.str.contains(r"^\d{17}[\dX]$") & ~s.str.contains(r"^[0-9]{17}[0-9X]$"))
+    if out["other"].any():
+        fixed = {c: out[c].to_list() for c in ("valid", "sex", "birth_year")}
+        for i in out["other"].arg_true().to_list():
+            ok = id_number_valid(ids[i])
+            fixed["valid"][i], fixed["sex"][i] = ok, id_sex(ids[i]) if ok else None
+            fixed["birth_year"][i] = int(ids[i][6:10]) if ok else None
+        out = out.with_columns(pl.Series(c, v, dtype=out[c].dtype) for c, v in fixed.items())
+    return {field: pl.Series([pii.person_key(key, t) if t else None for t in ids], dtype=pl.String),
+            f"{field}__valid": out["valid"], f"{field}__old": out["old"],
+            "sex_from_id": out["sex"], "birth_year": out["birth_year"]}
 
 
 # --- frames -------------------------------------------------------------------------------------

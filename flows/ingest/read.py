@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flows import pii
 from flows.errors import FileRejected, printable
-from flows.ingest.convert import checkbox_columns, columns_of, convert_row, is_blank
+from flows.ingest.convert import TableRows, checkbox_columns, form_frame, is_blank
 from flows.ingest.discover import SPREADSHEET, TEXT, FileRecord, SheetRecord, file_time, link_refusal, refused_unread
 from flows.ingest.guard import MAX_FILE_BYTES, too_large
 from flows.ingest.layout import Table, is_footer_or_total, sender, stated_period, table_refusal, tables_of
@@ -30,7 +30,15 @@ _INSTRUCTIONS = re.compile(r"^(填表说明|填报说明|说明|下拉选项)$")
 
 def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: bytes
               ) -> tuple[FileRecord, dict[str, list[dict]]]:
-    """Read one file: its record (always) and its rows per form (when it could be read)."""
+    """Read one file: its record (always) and its rows per form (when it could be read), as dicts."""
+    record, tables = read_tables(path, root, period, forms)
+    return record, {form_id: form_frame(forms[form_id], found, key).to_dicts() for form_id, found in tables.items()}
+
+
+def read_tables(path: Path, root: Path, period: str, forms: dict[str, Form]
+                ) -> tuple[FileRecord, dict[str, list[TableRows]]]:
+    """Read one file: its record (always) and its tables per form (when it could be read), their
+    rows not yet converted: convert.form_frame converts the tables of many files at once."""
     rel = path.relative_to(root).as_posix()
     if path.is_symlink() and (refusal := link_refusal(path, root)):
         return refused_unread(rel, 0, path.lstat().st_mtime, "link", refusal)
@@ -41,7 +49,7 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
     data = path.read_bytes()
     record = FileRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                         received_at=file_time(path), format=path.suffix.lower().lstrip(".") or "none")
-    rows_by_form: dict[str, list[dict]] = {}
+    tables_by_form: dict[str, list[TableRows]] = {}
     try:
         if not data:
             raise FileRejected("空文件（0 字节）；请重新报送", "empty file")
@@ -52,7 +60,7 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
     except FileRejected as exc:
         record.status, record.reason_zh, record.reason_en = "rejected", exc.zh, exc.en
         log.warning("file rejected: %s: %s", printable(rel), printable(exc.en))
-        return record, rows_by_form
+        return record, {}
 
     for name, first_row, rows, shown in sheets:
         instructions = SheetRecord(path=rel, sheet=name, status="skipped", reason_zh="说明页，不含报送数据",
@@ -78,9 +86,9 @@ def read_file(path: Path, root: Path, period: str, forms: dict[str, Form], key: 
             continue
         top_titles = tables[0].titles
         for table in tables:
-            record.sheets.append(_read_table(table, rows, top_titles, rel, name, first_row, period, key,
-                                             record.received_at, rows_by_form))
-    return record, rows_by_form
+            record.sheets.append(_read_table(table, rows, top_titles, rel, name, first_row, period,
+                                             record.received_at, tables_by_form))
+    return record, tables_by_form
 
 
 HIDDEN_ZH = {
@@ -91,9 +99,8 @@ HIDDEN_ZH = {
 
 
 def _read_table(table: Table, rows: list[list], top_titles: list[list], rel: str, name: str, first_row: int,
-                period: str, key: bytes, received_at: dt.datetime, rows_by_form: dict[str, list[dict]]
-                ) -> SheetRecord:
-    """One table of a sheet: its record, and its rows converted into rows_by_form."""
+                period: str, received_at: dt.datetime, tables_by_form: dict[str, list[TableRows]]) -> SheetRecord:
+    """One table of a sheet: its record, and its data rows added to tables_by_form."""
     layout, form = table.layout, table.layout.form
     header_row = first_row + layout.header_start
     sheet = SheetRecord(path=rel, sheet=name, form=form.id, header_row=header_row, headers=layout.headers)
@@ -106,17 +113,17 @@ def _read_table(table: Table, rows: list[list], top_titles: list[list], rel: str
         sheet.status, sheet.reason_zh, sheet.reason_en = "rejected", refused.zh, refused.en
         log.warning("sheet rejected: %s [%s]: %s", printable(rel), printable(name), printable(refused.en))
         return sheet
-    columns = columns_of(layout, checkbox_columns(layout, data))
-    out = rows_by_form.setdefault(form.id, [])
+    kept, numbers = [], []
     for i, row in zip(table.rows, data):
         if all(is_blank(row[c]) for c in layout.columns if c < len(row)):
             continue
         if is_footer_or_total(row, layout):
             continue
-        values = convert_row(columns, row, key)
-        values.update(_file=rel, _sheet=name, _row=first_row + i, _header_row=header_row, _received_at=received_at)
-        out.append(values)
-        sheet.data_rows += 1
+        kept.append(row)
+        numbers.append(first_row + i)
+    meta = {"_file": rel, "_sheet": name, "_row": numbers, "_header_row": header_row, "_received_at": received_at}
+    tables_by_form.setdefault(form.id, []).append(TableRows(layout, kept, checkbox_columns(layout, data), meta))
+    sheet.data_rows = len(kept)
     return sheet
 
 

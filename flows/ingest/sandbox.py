@@ -30,7 +30,7 @@ import python_calamine
 from flows import pii
 from flows.config import load_settings
 from flows.errors import ConfigError, FileRejected
-from flows.ingest.convert import rows_frame
+from flows.ingest.convert import form_frame, rows_frame
 from flows.ingest.discover import TEXT, FileRecord
 from flows.ingest.guard import (MAX_COLUMNS, MAX_MERGED_CELLS, TOO_BIG_ZH, ZIPPED, bounded, check_container,
                                 check_lines, check_magic, MAX_LINE_CHARS)
@@ -340,9 +340,11 @@ def _delimiter(text: str) -> str:
 
 
 # --- the pool ---------------------------------------------------------------------------------------
-# Files parsed at once by one worker of the pool: enough to keep both cores busy, few enough
-# that a slow file does not leave the other worker idle at the end.
-CHUNK_FILES = 8
+# Files parsed at once by one worker of the pool: at least CHUNK_FILES, and up to CHUNK_FILES_MAX
+# while each worker still gets 8 chunks, so that a slow file does not leave the other worker idle
+# at the end. Cells are converted by column once per chunk, at a fixed cost per form: a province's
+# month goes in chunks of 64 files, a city's in chunks of 8.
+CHUNK_FILES, CHUNK_FILES_MAX = 8, 64
 # Files per Prefect task on a distributed runner. Submitting a task costs the flow's process about
 # 0.3 s (prefect-dask serialises the run's context, Dask tokenizes the task): 66 tasks of 64 files
 # made a province month 10 s slower than 17 tasks of 256, which still spread over the workers.
@@ -355,22 +357,23 @@ Parsed = tuple[list[FileRecord], dict[str, "pl.DataFrame"]]
 
 def parse_files(paths: list[Path], root: Path, period: str, done: Callable[[int], None] | None = None) -> Parsed:
     """Each file parsed: the files' records, in order, and their rows as a frame per form (in
-    file order). Runs in a pool worker, a Dask worker, or this process; frames, not rows, travel
-    back, and are made here, on the worker's core. `done(n)` hears of files parsed (this process)."""
-    from flows.ingest.read import read_file  # the stage's entry, which reads through this module
+    file order). Runs in a pool worker, a Dask worker, or this process; frames travel back, made
+    here, on the worker's core. `done(n)` hears of files parsed (this process)."""
+    from flows.ingest.read import read_tables  # the stage's entry, which reads through this module
     forms = load_forms(load_settings().schemas)
     key = pii.load_key()  # each process loads it: it never travels with the work
-    records, rows = [], {form_id: [] for form_id in forms}
+    records, tables = [], {form_id: [] for form_id in forms}
     for path in paths:
-        # read_file reads the bytes itself, after its checks of links and size: a file over the
+        # read_tables reads the bytes itself, after its checks of links and size: a file over the
         # size limit is never held in memory.
-        record, by_form = read_file(path, root, period, forms, key)
+        record, by_form = read_tables(path, root, period, forms)
         if done:
             done(1)
         records.append(record)
-        for form_id, form_rows in by_form.items():
-            rows[form_id].extend(form_rows)
-    return records, {form_id: rows_frame(forms[form_id], form_rows) for form_id, form_rows in rows.items()}
+        for form_id, found in by_form.items():
+            tables[form_id].extend(found)
+    # Converted once per form for all the files: conversion is by column, and its cost is per column.
+    return records, {form_id: form_frame(forms[form_id], found, key) for form_id, found in tables.items()}
 
 
 def combine(parts: list[Parsed]) -> Parsed:
@@ -391,7 +394,8 @@ def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | Non
     workers = workers or min(os.cpu_count() or 1, max(1, len(paths) // CHUNK_FILES))
     if workers < 2 or len(paths) < POOL_MIN_FILES:
         return parse_files(paths, root, period, done)
-    chunks = [paths[i:i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
+    size = min(CHUNK_FILES_MAX, max(CHUNK_FILES, len(paths) // (workers * 8)))
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
     # forkserver, not fork: this process runs Prefect's threads, which a fork would copy mid-flight.
     # The server imports this module once; each worker forked from it starts with it loaded.
     ctx = multiprocessing.get_context("forkserver")
