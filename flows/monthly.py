@@ -31,7 +31,8 @@ from flows.validate import datadocs, suites
 from flows.warehouse import faults, load, publish, rollup
 from flows.outputs import feedback, report, webpage, workbook
 from flows import pii, progress
-from flows.ingest import read, readpool
+from flows.ingest import discover, guard, read, sandbox
+from flows.ingest.discover import FileRecord
 from flows.registry import Tree
 from flows.ingest.senders import file_senders
 from flows.config import DEFAULT_DB, DEFAULT_INBOX, check_period, deadline_utc, load_settings, previous_month
@@ -72,7 +73,7 @@ for _name in ("prefect.flow_runs", "prefect.task_runs"):
 @task(cache_policy=NONE)
 def discover_files(inbox: Path, period: str) -> list[Path]:
     """The month's files."""
-    files = read.discover(inbox, period)
+    files = discover.discover(inbox, period)
     if not (inbox / period).is_dir():
         log.warning("%s: no folder %s: nothing received this month (earlier submissions may be carried)",
                     period, inbox / period)
@@ -82,7 +83,7 @@ def discover_files(inbox: Path, period: str) -> list[Path]:
 
 @task(cache_policy=NONE)
 def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path, reading: dict, full: bool = False
-                    ) -> tuple[dict[int, read.FileRecord], dict[str, pl.DataFrame], list[int]]:
+                    ) -> tuple[dict[int, FileRecord], dict[str, pl.DataFrame], list[int]]:
     """Files unchanged (same SHA-256) since the month's last run, taken from it when it read them
     under the same `reading` fingerprint (schemas, code, registry, key): their records by index,
     and their rows per form; and the indexes of the files to parse. `full`: none is taken."""
@@ -97,11 +98,11 @@ def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path, readi
         record = cached.get(path.relative_to(root).as_posix())
         # Only a file that could be a hit is read to compare it; a link or an oversized file is
         # left to read_file, which judges it without holding its bytes.
-        readable = record and not path.is_symlink() and path.stat().st_size <= read.MAX_FILE_BYTES
+        readable = record and not path.is_symlink() and path.stat().st_size <= guard.MAX_FILE_BYTES
         data = path.read_bytes() if readable else b""
         if record and data and record.sha256 == hashlib.sha256(data).hexdigest():
             # Same content: only the modification time may have moved, as a first run would see it.
-            record.received_at = read.file_time(path)
+            record.received_at = discover.file_time(path)
             hits[i] = record
         else:
             todo.append(i)
@@ -114,23 +115,23 @@ def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path, readi
 
 
 @task(cache_policy=NONE)
-def read_files(paths: list[Path], inbox: Path, period: str) -> readpool.Parsed:
+def read_files(paths: list[Path], inbox: Path, period: str) -> sandbox.Parsed:
     """Every new or changed file read (or recorded with why it could not be), on every core."""
-    parsed = readpool.parse_in_pool(paths, inbox / period, period, done=lambda n: progress.advance("read", n))
+    parsed = sandbox.parse_in_pool(paths, inbox / period, period, done=lambda n: progress.advance("read", n))
     faults.checkpoint("reading")
     return parsed
 
 
 @task(cache_policy=NONE)
-def read_batch(paths: list[str], inbox: str, period: str) -> readpool.Parsed:
+def read_batch(paths: list[str], inbox: str, period: str) -> sandbox.Parsed:
     """A share of the files read by one worker of a distributed task runner. Paths travel as
     strings: Dask tokenizes a task's arguments by pickling anything it does not know, which for
     Path objects cost 0.1 s a batch in the flow's process, 8 s a province month."""
-    return readpool.parse_files([Path(p) for p in paths], Path(inbox) / period, period)
+    return sandbox.parse_files([Path(p) for p in paths], Path(inbox) / period, period)
 
 
 def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: str, reading: dict, full: bool = False
-               ) -> tuple[list[read.FileRecord], dict[str, pl.DataFrame], set[str]]:
+               ) -> tuple[list[FileRecord], dict[str, pl.DataFrame], set[str]]:
     """The month's file records, in file order, its rows as a frame per form, and the files taken
     from the month's last run: unchanged since, and read then as they would be now, they are not
     parsed again."""
@@ -144,18 +145,18 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
     new = [files[i] for i in todo]
     if runner == "dask" and new:
         # A task per batch, spread over the runner's workers (processes, or other machines).
-        size = readpool.TASK_FILES
+        size = sandbox.TASK_FILES
         batches = [[str(p) for p in new[i:i + size]] for i in range(0, len(new), size)]
         futures = read_batch.map(batches, inbox=unmapped(str(inbox)), period=unmapped(period))
         parts = []
         for future in futures:  # in order: a batch counts once it and those before it are read
             parts.append(future.result())
             progress.advance("read", len(parts[-1][0]))
-        parsed, fresh = readpool.combine(parts)
+        parsed, fresh = sandbox.combine(parts)
         faults.checkpoint("reading")
     else:
-        parsed, fresh = read_files(new, inbox, period) if new else readpool.combine([])
-    by_index: dict[int, read.FileRecord] = hits | dict(zip(todo, parsed))
+        parsed, fresh = read_files(new, inbox, period) if new else sandbox.combine([])
+    by_index: dict[int, FileRecord] = hits | dict(zip(todo, parsed))
     records = [by_index[i] for i in range(len(files))]
     order = {r.path: n for n, r in enumerate(records)}
     frames = {}
@@ -169,7 +170,7 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
 
 
 @task(cache_policy=NONE)
-def identify_senders(records: list[read.FileRecord], frames: dict[str, pl.DataFrame], tree: Tree) -> dict:
+def identify_senders(records: list[FileRecord], frames: dict[str, pl.DataFrame], tree: Tree) -> dict:
     """Who sent each file and sheet; returns what validation needs to know of each sheet."""
     codes = [pair for frame in frames.values() if "unit_code" in frame.columns
              for pair in frame.select("_file", "unit_code").unique().iter_rows()]

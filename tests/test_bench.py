@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from flows.tools import bench
-from flows.ingest import readpool
-from flows.ingest.read import discover
+from flows.ingest import sandbox
+from flows.ingest.discover import discover
 from flows.tools.sample import TILE_VILLAGES, _tiles, province_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +46,9 @@ def test_the_pool_reads_exactly_what_one_process_reads(tmp_path):
     shutil.copytree(FIXTURES / "inbox", inbox)
     period = "2024-03"
     files = discover(inbox, period)
-    files = (files * (readpool.POOL_MIN_FILES // len(files) + 1))[: readpool.POOL_MIN_FILES + 3]
-    one_records, one_frames = readpool.parse_files(files, inbox / period, period)
-    records, frames = readpool.parse_in_pool(files, inbox / period, period, workers=2)
+    files = (files * (sandbox.POOL_MIN_FILES // len(files) + 1))[: sandbox.POOL_MIN_FILES + 3]
+    one_records, one_frames = sandbox.parse_files(files, inbox / period, period)
+    records, frames = sandbox.parse_in_pool(files, inbox / period, period, workers=2)
     assert records == one_records
     assert frames.keys() == one_frames.keys()
     for form_id, frame in frames.items():

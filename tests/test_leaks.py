@@ -20,7 +20,7 @@ from python_calamine import CalamineWorkbook
 
 from conftest import INBOX, PERIOD
 from flows import pii
-from flows.ingest.read import decode_text
+from flows.ingest.sandbox import decode_text
 from runs import run
 
 ID = re.compile(r"\d{17}[\dXx]")

@@ -8,9 +8,11 @@ import pytest
 from conftest import INBOX, PERIOD
 from flows import pii
 from flows.config import SCHEMAS
-from flows.ingest.read import decode_text, discover, read_file
+from flows.ingest.discover import discover
+from flows.ingest.read import read_file
+from flows.ingest.sandbox import decode_text
 from flows.schemas import load_forms, normalise_header
-from flows.ingest.values import convert, credit_code_valid, id_number_valid
+from flows.ingest.convert import convert, credit_code_valid, id_number_valid
 from flows.schemas import Field
 
 FORMS = load_forms(SCHEMAS)
@@ -160,7 +162,7 @@ def test_a_reader_panic_rejects_the_file_only(monkeypatch, tmp_path):
     monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", boom)
     # Parsing itself, as the reader process runs it (a reader that dies outright is
     # test_hostile's test_a_reader_that_dies_rejects_its_file_only_and_the_next_file_is_read).
-    from flows.ingest.read import FileRejected, parse_workbook
+    from flows.ingest.sandbox import FileRejected, parse_workbook
     with pytest.raises(FileRejected) as exc:
         parse_workbook(".xlsx", path.read_bytes())
     assert exc.value.en == "spreadsheet reader failed: Panic: index out of bounds"
@@ -189,13 +191,37 @@ def test_footers_naming_contacts_are_not_data_and_semicolon_csv_is_read(tmp_path
     ("2025年度", None), ("二〇二五年", None), ("十二月", None), ("电话：13900000000", None), (20250501.0, None),
 ])
 def test_the_month_a_title_cell_states(cell, month):
-    from flows.ingest.values import stated_month
+    from flows.ingest.layout import stated_month
     assert stated_month(cell) == month
 
 
 @pytest.mark.parametrize("pasted", ["'510499198503124113", "510499\u200b198503124113", "5104991985\u00a003124113",
                                     " 510499198503124113\ufeff", "‘510499198503124113"])
 def test_id_numbers_as_pasted_are_cleaned(pasted):
-    from flows.ingest.values import clean_pasted_code, id_number_old
+    from flows.ingest.convert import clean_pasted_code, id_number_old
     assert clean_pasted_code(pasted) == "510499198503124113"
     assert not id_number_old(clean_pasted_code(pasted)) and id_number_old("510499850312411")
+
+
+def test_id_numbers_checked_by_column_as_one_by_one():
+    """The ID check as Polars expressions over a column (convert.id_columns) says what the
+    functions say of each number: valid, old, sex and birth year; the hash is the keyed one."""
+    from flows.ingest.convert import id_columns, id_number_old, id_sex
+    # Valid, a wrong check character, no 13th month, a leap day, no 30 February and no year 0
+    # (each with its right check character), old 15-digit, lower-case x, too short, too long.
+    ids = ["11010519491231002X", "110105194912310021", "110105194913310028", "510499198503124110",
+           "510499198503124123", "510499200002294111", "510499200002304113", "000000000000000001",
+           "510499850312411", "51049919850312411x", "5104991985031241",
+           "5104991985031241134", "ABCDEFGHIJKLMNOPQR", "",
+           # Arabic-Indic digits: \d in both regex engines, not castable in Polars.
+           "١١٠١٠٥١٩٤٩١٢٣١٠٠٢X", None]
+    key = b"k" * 32
+    got = id_columns("id_number", ids, key)
+    want_old = [id_number_old(s) if s else None for s in ids]
+    want_valid = [None if not s or id_number_old(s) else id_number_valid(s) for s in ids]
+    assert got["id_number__old"].to_list() == want_old
+    assert got["id_number__valid"].to_list() == want_valid
+    assert want_valid.count(True) == 4  # the fixtures above hold valid numbers, not only invalid ones
+    assert got["sex_from_id"].to_list() == [id_sex(s) if v else None for s, v in zip(ids, want_valid)]
+    assert got["birth_year"].to_list() == [int(s[6:10]) if v else None for s, v in zip(ids, want_valid)]
+    assert got["id_number"].to_list() == [pii.person_key(key, s) if s else None for s in ids]

@@ -159,8 +159,8 @@ def test_a_conversion_changed_and_full(first, tmp_path, monkeypatch):
     shutil.copytree(PROJECT, code, ignore=shutil.ignore_patterns(
         ".*", "__pycache__", "*.egg-info", "tests", "inbox", "province", "feedback", "reports", "templates",
         "validation", "*.duckdb*"))
-    edit(code / "flows" / "values.py", 'r"(人次|人|个|', 'r"(人次|个|')
-    # Run from elsewhere: `python -m flows.ingest.read` (the reader process) looks in its working folder first.
+    edit(code / "flows" / "ingest" / "convert.py", 'r"(人次|人|个|', 'r"(人次|个|')
+    # Run from elsewhere: `python -m flows.ingest.sandbox` (the reader process) looks in its working folder first.
     monkeypatch.chdir(tmp_path)
     env = {"PYTHONPATH": str(code), "SHEGONG_SETTINGS": str(data / "settings.toml")}
     rerun, scratch, full = tmp_path / "rerun.duckdb", tmp_path / "scratch.duckdb", tmp_path / "full.duckdb"

@@ -6,7 +6,7 @@ import shutil
 
 from conftest import INBOX, PERIOD, assert_same_warehouse
 from flows import monthly
-from flows.ingest import readpool
+from flows.ingest import sandbox
 def test_the_dask_runner_gives_the_warehouse_the_local_pool_gives(tmp_path, monkeypatch):
     inbox = tmp_path / "inbox"
     shutil.copytree(INBOX, inbox)
@@ -14,7 +14,7 @@ def test_the_dask_runner_gives_the_warehouse_the_local_pool_gives(tmp_path, monk
     monthly.monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(local))
     monkeypatch.setenv("SHEGONG_TASK_RUNNER", "dask")
     # Two files a task: the nine files become five tasks, combined as the province's 17 are.
-    monkeypatch.setattr(readpool, "TASK_FILES", 2)
+    monkeypatch.setattr(sandbox, "TASK_FILES", 2)
     runner = monthly.task_runner()
     assert type(runner).__name__ == "DaskTaskRunner"
     summary = monthly.monthly_rollup.with_options(task_runner=runner)(period=PERIOD, inbox=str(inbox), db=str(dask))

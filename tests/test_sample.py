@@ -13,7 +13,7 @@ from python_calamine import CalamineWorkbook
 from flows.config import SCHEMAS
 from flows.tools.sample import generate_sample
 from flows.schemas import load_forms
-from flows.ingest.values import credit_code_valid, id_number_valid, id_sex
+from flows.ingest.convert import credit_code_valid, id_number_valid, id_sex
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "data" / "registry" / "units.csv"

@@ -23,7 +23,7 @@ from conftest import assert_same_tables
 from runs import SHEGONG, Run, environment, run
 from flows import deploy
 from flows.warehouse import publish
-from flows.ingest import readpool
+from flows.ingest import sandbox
 from flows.config import load_settings, previous_month
 from flows.errors import ConfigError
 
@@ -208,7 +208,7 @@ def cli_month(inbox, tmp_path_factory):
     the module's server starts and serves: call it for the warehouse."""
     out = tmp_path_factory.mktemp("cli")
     db = out / "warehouse.duckdb"
-    assert len(list((inbox / MONTH).rglob("*.*"))) >= readpool.POOL_MIN_FILES, "the month must take the read pool"
+    assert len(list((inbox / MONTH).rglob("*.*"))) >= sandbox.POOL_MIN_FILES, "the month must take the read pool"
     cli = Run(["run", "--period", MONTH, "--inbox", str(inbox), "--db", str(db)], out)
     finished = []
 

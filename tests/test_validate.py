@@ -54,7 +54,7 @@ def test_sender_is_resolved_from_the_sheet_or_the_rows(con):
 
 def test_registry_type_enum_and_warning_failures():
     from flows.config import SCHEMAS, load_settings
-    from flows.ingest.read import to_frame
+    from flows.ingest.convert import to_frame
     from flows.registry import load_units
     from flows.registry import Tree
     from flows.schemas import load_forms
@@ -92,7 +92,7 @@ def test_registry_type_enum_and_warning_failures():
 
 def test_rows_of_settled_files_keep_the_last_runs_failures_and_the_rest_are_validated():
     from flows.config import SCHEMAS, load_settings
-    from flows.ingest.read import to_frame
+    from flows.ingest.convert import to_frame
     from flows.registry import Tree, load_units
     from flows.schemas import load_forms
     from flows.validate.suites import FAILURE_SCHEMA, validate

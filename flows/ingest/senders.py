@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from flows.ingest.read import FileRecord
+from flows.ingest.discover import FileRecord
 from flows.registry import Tree
 
 def file_senders(records: list[FileRecord], unit_codes: Iterable[tuple[str, str | None]], tree: Tree

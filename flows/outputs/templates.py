@@ -2,7 +2,7 @@
 
 Everything a sheet carries (title, 表号, header words, types, enum values) comes from schemas/,
 and every code and name from the registry, so another city's data gives that city's templates.
-The layout is the one `read.py` recognises: title row, a row with 表号/填报单位/统计期, the header.
+The layout is the one `ingest/layout.py` recognises: title row, a row with 表号/填报单位/统计期, the header.
 """
 from __future__ import annotations
 

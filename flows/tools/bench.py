@@ -52,8 +52,8 @@ def phase_ours(period: str, inbox: str, db: str) -> dict:
 
 def phase_read(period: str, inbox: str) -> dict:
     """Our reading alone (the flow's read task without the rerun cache): what the floor is compared to."""
-    from flows.ingest.read import discover
-    from flows.ingest.readpool import parse_in_pool
+    from flows.ingest.discover import discover
+    from flows.ingest.sandbox import parse_in_pool
     started = time.perf_counter()
     files = discover(Path(inbox), period)
     _, frames = parse_in_pool(files, Path(inbox) / period, period)
@@ -87,7 +87,7 @@ def _floor_chunk(paths: list[str]) -> int:
 def phase_floor(period: str, inbox: str) -> dict:
     """Parse every file of the month on every core, keep nothing."""
     from concurrent.futures import ProcessPoolExecutor
-    from flows.ingest.read import discover
+    from flows.ingest.discover import discover
     started = time.perf_counter()
     files = [str(p) for p in discover(Path(inbox), period)]
     workers = os.cpu_count() or 1
@@ -248,7 +248,7 @@ def make_inbox(scale: str, root: Path) -> tuple[Path, Path | None, float]:
 def correct_files(inbox: Path, period: str, share: float) -> int:
     """Replace `share` of the month's readable files (evenly spaced, at least one) by corrections:
     a note row added under the data, and a modification time a day later, as a resent file has."""
-    from flows.ingest.read import discover
+    from flows.ingest.discover import discover
     from flows.tools.sample import _write_xls, _write_xlsx
     import python_calamine
     files = [p for p in discover(inbox, period) if p.suffix in (".xlsx", ".xls", ".csv")]

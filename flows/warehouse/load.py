@@ -14,7 +14,8 @@ import duckdb
 import polars as pl
 
 from flows.config import SQL
-from flows.ingest.read import FileRecord, frame_schema, rows_frame, to_frame
+from flows.ingest.convert import frame_schema, rows_frame, to_frame
+from flows.ingest.discover import FileRecord
 from flows.schemas import Form
 
 SCHEMAS = ("ref", "ingest", "staging", "intermediate", "mart")
@@ -200,7 +201,8 @@ def read_cache(db: Path, period: str, forms: dict[str, Form], fingerprint: dict
     frame per form, so that a rerun parses only new or changed files; and why none can be taken,
     if the last run read under another `fingerprint` (read.reading_fingerprint: schemas, code,
     registry, key). Empty, without a reason, when the month has no run yet."""
-    from flows.ingest.read import SheetRecord, reading_changes
+    from flows.ingest.discover import SheetRecord
+    from flows.ingest.read import reading_changes
     if not db.exists():
         return {}, {}, None
     con = duckdb.connect(str(db), read_only=True)
