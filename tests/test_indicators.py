@@ -121,17 +121,18 @@ def _status(rows: list[tuple], period: str, target=20.0, deadline="2024-12-31", 
     # The mart also reads carried rows and indicator sources: empty here.
     for schema in ("staging", "ref"):
         con.execute(f"create schema {schema}")
-    for t in ("sg01", "sg02", "sg03", "sg04", "sg05", "sg06"):
-        con.execute(f"create table staging.{t} (period varchar, unit_code varchar, carried_from varchar, counted boolean)")
+    con.execute("create table staging.form_rows (form varchar, period varchar, unit_code varchar, "
+                "carried_from varchar, counted boolean)")
     con.execute("create table ref.indicators (id varchar, numerator varchar, denominator varchar, meeting varchar)")
-    con.execute("create table ref.figure_sources (figure varchar, source varchar)")
+    con.execute("create table ref.figure_sources (figure varchar, source varchar, form varchar)")
     con.execute("create table intermediate.unit_closure (ancestor_code varchar, descendant_code varchar)")
-    con.execute("create table intermediate.indicator_figures (period varchar, unit_code varchar, indicator_id varchar, "
-                "value double, target double, comparison varchar, deadline date, met boolean)")
+    con.execute("create table intermediate.indicator_figures (period varchar, period_start date, unit_code varchar, "
+                "indicator_id varchar, value double, target double, comparison varchar, deadline date, met boolean)")
     for p, v in rows:
-        con.execute("insert into intermediate.indicator_figures values (?, 'u', 'i', ?, ?, ?, ?, ?)",
-                    [p, v, target, comparison, deadline, v >= target if comparison == ">=" else v <= target])
+        con.execute("insert into intermediate.indicator_figures values (?, ?, 'u', 'i', ?, ?, ?, ?, ?)",
+                    [p, f"{p}-01", v, target, comparison, deadline, v >= target if comparison == ">=" else v <= target])
     con.execute("set variable period = ?", [period])
+    con.execute("set variable period_start = ?::date", [f"{period}-01"])
     q = (SQL / "marts" / "indicator_values.sql").read_text(encoding="utf-8")
     return con.execute(f"select status, projected, slope_per_month from ({q})").fetchone()
 

@@ -1,11 +1,19 @@
 """The warehouse as analysts meet it: every table, view and column commented in English and
-Chinese, and the analysis views agreeing with the tables they summarise (fixture month 2024-03,
-whose hand-computed figures are in test_rollup.py and test_indicators.py)."""
+Chinese from the .toml under sql/ named after it, and the analysis views agreeing with the
+tables they summarise (fixture month 2024-03, whose hand-computed figures are in test_rollup.py
+and test_indicators.py); and the roll-up's build order, derived from what each query reads."""
 from __future__ import annotations
 
 import re
 
+import duckdb
+import pytest
+
 from conftest import PERIOD
+from flows.config import SQL, load_settings
+from flows.errors import ConfigError
+from flows.schemas import load_forms
+from flows.warehouse import sqlfiles
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]{2}")
@@ -32,6 +40,73 @@ def test_every_column_is_commented_in_both_languages(con):
     assert len(columns) > 500
     missing = [f"{s}.{t}.{c}" for s, t, c, text in columns if not _bilingual(text)]
     assert missing == []
+
+
+def test_every_table_and_view_has_its_toml_naming_every_column(con):
+    forms = load_forms(load_settings().schemas)
+    relations = sorted(sqlfiles.relations(con))
+    without = [r for r in relations if not sqlfiles.toml_path(r, sqlfiles.form_of(r, forms)).exists()]
+    assert without == []
+    unnamed = []
+    for relation in relations:
+        columns = sqlfiles.comments(relation, sqlfiles.form_of(relation, forms))[1]
+        unnamed += [f"{relation}.{c}" for (c,) in con.execute(f"select column_name from (describe {relation})")
+                    .fetchall() if c not in columns]
+    assert unnamed == []
+    # The forms' own tables are commented from their schema, through one .toml for all of them.
+    assert sqlfiles.toml_path("staging.sg03", forms["SG-03"]).name == "form.toml"
+    assert con.execute("select comment from duckdb_columns() where schema_name = 'staging' and table_name = 'sg03' "
+                       "and column_name = 'station_in_service'").fetchone()[0] == \
+        f"{forms['SG-03'].field('station_in_service').comment} | {forms['SG-03'].field('station_in_service').header}"
+
+
+def test_a_table_without_its_toml_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "intermediate").mkdir()
+    (tmp_path / "intermediate" / "orphan.sql").write_text("select 1 as x", encoding="utf-8")
+    monkeypatch.setattr(sqlfiles, "SQL", tmp_path)
+    con = duckdb.connect()
+    con.execute("create schema intermediate")
+    con.execute("create table intermediate.orphan as select 1 as x")
+    with pytest.raises(ConfigError, match=r"intermediate\.orphan has no comments: write .*orphan\.toml"):
+        sqlfiles.apply_comments(con, "intermediate.orphan")
+
+
+def test_build_order_follows_what_each_query_reads():
+    steps = [sqlfiles.Step(p) for folder in sqlfiles.BUILT for p in (SQL / folder).glob("*.sql")]
+    given = set().union(*(sqlfiles.references(s.query()) for s in steps)) - {s.relation for s in steps}
+    # What the queries read and none builds is what loading fills.
+    assert {r.split(".")[0] for r in given} == {"ref", "ingest", "staging"}
+    built = []
+    for step in sqlfiles.build_order(given):
+        assert sqlfiles.references(step.query()) - {step.relation} <= given | set(built), step.relation
+        built.append(step.relation)
+    assert sorted(built) == sorted(s.relation for s in steps)
+    # A comment or a string naming a table is no reference; a join is.
+    assert sqlfiles.references("-- from mart.x\nselect 'ref.y' from intermediate.units as u "
+                               "join Staging.SG01 as s on true") == {"intermediate.units", "staging.sg01"}
+
+
+def _order_of(tmp_path, monkeypatch, files: dict[str, str], have=frozenset()):
+    for name, query in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(query, encoding="utf-8")
+    for folder in sqlfiles.BUILT:
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(sqlfiles, "SQL", tmp_path)
+    return [s.relation for s in sqlfiles.build_order(set(have))]
+
+
+def test_build_order_refuses_a_circle_and_an_unknown_table(tmp_path, monkeypatch):
+    assert _order_of(tmp_path / "a", monkeypatch, {
+        "marts/b.sql": "select * from intermediate.a join ref.units on true",
+        "intermediate/a.sql": "select * from intermediate.c",
+        "intermediate/c.sql": "select 1"}, {"ref.units"}) == ["intermediate.c", "intermediate.a", "mart.b"]
+    with pytest.raises(ConfigError, match=r"read each other in a circle \((intermediate\.[ab]( -> )?){3}\)"):
+        _order_of(tmp_path / "b", monkeypatch, {"intermediate/a.sql": "select * from intermediate.b",
+                                                "intermediate/b.sql": "select * from intermediate.a"})
+    with pytest.raises(ConfigError, match=r"intermediate/a\.sql reads ref\.nowhere, which no query of sql/ builds"):
+        _order_of(tmp_path / "c", monkeypatch, {"intermediate/a.sql": "select * from ref.nowhere"})
 
 
 def test_the_analysis_views_are_there(con):

@@ -6,6 +6,7 @@ number is already a keyed hash (`person_key`).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tomllib
 from pathlib import Path
@@ -17,15 +18,11 @@ from flows.config import SQL
 from flows.ingest.convert import frame_schema, rows_frame, to_frame
 from flows.ingest.discover import FileRecord
 from flows.schemas import Form
+from flows.warehouse.sqlfiles import apply_comments, literal, tables_read
 
 SCHEMAS = ("ref", "ingest", "staging", "intermediate", "mart")
 INGEST_TABLES = ("runs", "files", "sheets", "failures")
 _META = {"_file": "source_file", "_sheet": "source_sheet", "_row": "excel_row", "_received_at": "received_at"}
-
-
-def literal(text: str) -> str:
-    """A SQL string literal of our own text (COMMENT ON takes no parameters). Never file input."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def connect(path: Path, storage_version: str) -> duckdb.DuckDBPyConnection:
@@ -39,18 +36,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
         con.execute(f"create schema if not exists {s}")
     for t in INGEST_TABLES:
         con.execute((SQL / "ingest" / f"{t}.sql").read_text(encoding="utf-8"))
+        apply_comments(con, f"ingest.{t}")
     for form in forms.values():
         empty = staging_frame(form, to_frame(form, []).with_columns(accepted=pl.lit(True)), "")
         con.register("empty_frame", empty)
         con.execute(f"create table if not exists staging.{form.table} as select * from empty_frame limit 0")
-        # A warehouse from before a column was added gains it, empty, rather than failing.
-        have = {r[0] for r in con.execute("select column_name from information_schema.columns where "
-                                          "table_schema = 'staging' and table_name = ?", [form.table]).fetchall()}
-        for name, dtype, *_ in con.execute("describe select * from empty_frame").fetchall():
-            if name not in have:
-                con.execute(f'alter table staging.{form.table} add column "{name}" {dtype}')
+        add_new_columns(con, f"staging.{form.table}", "select * from empty_frame")
         con.unregister("empty_frame")
-        _comment_staging(con, form)
+        apply_comments(con, f"staging.{form.table}", form)
         cache = rows_frame(form, [])
         con.register("empty_frame", cache)
         # Rows read under another form schema are never taken again (their runs' reading
@@ -64,69 +57,18 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, forms: dict[str, Form]) -> Non
             con.execute(f"create or replace table {read_cache_table(form)} as "
                         f"select ''::varchar as period, * from empty_frame limit 0")
         con.unregister("empty_frame")
-        _comment_read_cache(con, form)
+        apply_comments(con, read_cache_table(form), form)
 
 
-def _comment_staging(con, form: Form) -> None:
-    t = f"staging.{form.table}"
-    con.execute(f"comment on table {t} is {literal(f'{form.id} {form.name}: every row read, with whether it counts | {form.id} {form.name}（全部读入行）')}")
-    comments = {
-        "period": "Month, YYYY-MM | 报送月份",
-        "source_file": "File path below <inbox>/<period>/ | 来源文件",
-        "source_sheet": "Sheet name | 工作表",
-        "excel_row": "Row number as the sender sees it in Excel | Excel 行号",
-        "received_at": "Modification time of the file, UTC | 收到时间（UTC）",
-        "accepted": "No validation error on this row | 通过校验",
-        "superseded": "A newer file of the month covers this row's unit, or a later row repeats its key | 已被更新的文件或行替代",
-        "counted": "accepted and not superseded: the row counts in the roll-up | 纳入汇总",
-        "carried_from": "Month this row was carried forward from, its sender having sent nothing this month | 沿用月份",
-        "stale_months": "Age in months of a carried row | 沿用月数",
-        "person_key": "Keyed hash (HMAC-SHA256) of the ID number: the same person has the same key | 身份证号的加密哈希",
-        "sex_from_id": "Sex derived from the ID number before hashing | 由身份证号得出的性别",
-        "birth_year": "Birth year derived from the ID number before hashing | 由身份证号得出的出生年份",
-    }
-    for f in form.fields:
-        if not f.personal:
-            comments[f.name] = f"{f.comment} | {f.header}"
-    cols = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_schema = 'staging' and table_name = ?",
-        [form.table]).fetchall()}
-    for col, text in comments.items():
-        if col in cols:
-            con.execute(f'comment on column {t}."{col}" is {literal(text)}')
-
-
-def _comment_read_cache(con, form: Form) -> None:
-    t = read_cache_table(form)
-    con.execute(f"comment on table {t} is {literal(f'{form.id} rows as last read, with reading flags, so that a rerun parses only new or changed files | {form.id} 读取缓存')}")
-    comments = {
-        "period": "Month, YYYY-MM | 报送月份",
-        "_file": "File path below <inbox>/<period>/ | 来源文件",
-        "_sheet": "Sheet name | 工作表",
-        "_row": "Row number as the sender sees it in Excel | Excel 行号",
-        "_header_row": "Excel row number of the header of the table the row was read under (a sheet may hold several) | 所在表格的表头行号",
-        "_received_at": "Modification time of the file when read, UTC | 收到时间（UTC）",
-        "sex_from_id": "Sex derived from the ID number before hashing | 由身份证号得出的性别",
-        "birth_year": "Birth year derived from the ID number before hashing | 由身份证号得出的出生年份",
-    }
-    for f in form.fields:
-        if f.type == "id_number":
-            comments[f.name] = f"Keyed hash (HMAC-SHA256) of the ID number, never the number | {f.header}（加密哈希）"
-            comments[f"{f.name}__valid"] = "The ID number's check digit and date are valid (GB 11643) | 身份证号校验是否通过"
-            comments[f"{f.name}__old"] = "An old 15-digit ID number, to be sent again as 18 characters | 是否旧 15 位身份证号码"
-        elif f.personal:
-            comments[f.name] = f"Only whether the cell was filled (已填); the value is never kept | {f.header}（仅记是否填写）"
-        else:
-            comments[f.name] = f"{f.comment} | {f.header}"
-        if f.type == "credit_code":
-            comments[f"{f.name}__valid"] = "The credit code's check character is valid (GB 32100) | 统一社会信用代码校验是否通过"
-        comments[f"{f.name}__ok"] = f"The cell converted to the field's type | {f.header}是否可识别"
-        comments[f"{f.name}__raw"] = (f"The cell's text when it did not convert, for the sender's feedback; "
-                                      f"（已隐去） for personal fields | {f.header}原始内容（无法识别时）")
-    cols = {r[0] for r in con.execute("describe " + t).fetchall()}
-    for col, text in comments.items():
-        if col in cols:
-            con.execute(f'comment on column {t}."{col}" is {literal(text)}')
+def add_new_columns(con: duckdb.DuckDBPyConnection, table: str, query: str) -> None:
+    """A warehouse from before a column was added to a table gains it, empty for earlier months,
+    rather than failing; but for `period_start`, which is every month's first day."""
+    have = {d[0] for d in con.execute(f"describe {table}").fetchall()}
+    for name, dtype, *_ in con.execute(f"describe {query}").fetchall():
+        if name not in have:
+            con.execute(f'alter table {table} add column "{name}" {dtype}')
+            if name == "period_start":
+                con.execute(f"update {table} set period_start = cast(period || '-01' as date)")
 
 
 def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
@@ -162,33 +104,50 @@ def staging_frame(form: Form, frame: pl.DataFrame, period: str) -> pl.DataFrame:
            .with_columns(superseded=pl.col("superseded") | pl.col("_rep").fill_null(False))
            .drop("_rep")
            .with_columns(counted=pl.col("accepted") & ~pl.col("superseded")))
-    return out.select(pl.lit(period).alias("period"), pl.all(),
+    return out.select(pl.lit(period).alias("period"), pl.lit(month_start(period), pl.Date).alias("period_start"),
+                      pl.all(),
                       pl.lit(None, pl.String).alias("carried_from"), pl.lit(None, pl.Int32).alias("stale_months"))
 
 
+def month_start(period: str) -> dt.date | None:
+    """The first day of a YYYY-MM month (the `period_start` of its rows); None for none."""
+    return dt.date.fromisoformat(f"{period}-01") if period else None
+
+
 def carry_forward(con, period: str, forms: dict[str, Form], months: int) -> int:
-    """Copy forward the latest earlier submission of each sender that sent nothing this month
-    (sql/staging/carry_forward.sql); returns the number of rows carried."""
+    """Copy forward the latest earlier submission of each sender that sent nothing this month;
+    returns the number of rows carried. Which rows, for every form at once, is
+    sql/staging/carry_forward.sql (over staging.form_rows); here they are copied, form by form."""
     if months <= 0:
         return 0
-    query = (SQL / "staging" / "carry_forward.sql").read_text(encoding="utf-8")
     con.execute("set variable period = ?", [period])
+    con.execute("set variable period_start = ?::date", [month_start(period)])
     con.execute("set variable carry_months = ?", [months])
-    carried = 0
-    for form in forms.values():
-        con.execute("set variable form = ?", [form.id])
-        con.execute("set variable senders = ?::varchar[]", [list(form.senders)])
-        con.execute("set variable staging_table = ?", [f"staging.{form.table}"])
-        carried += con.execute(f"insert into staging.{form.table} by name {query}").fetchone()[0]
-        # Another sender may have sent this month what the missing one sent before (a county
-        # reporting for its towns): a fresh row for the same key wins over the carried one.
-        same = " and ".join(f'c."{k}" = f."{k}"' for k in form.replace_by)
-        con.execute(f"""update staging.{form.table} as c set counted = false, superseded = true
-                        where c.period = ? and c.carried_from is not null and exists (
-                            select 1 from staging.{form.table} as f
-                            where f.period = c.period and f.carried_from is null and f.counted and {same})""",
-                    [period])
-    return carried
+    con.execute("create or replace temp table carried as "
+                + (SQL / "staging" / "carry_forward.sql").read_text(encoding="utf-8"))
+    try:
+        for form in forms.values():
+            con.execute(f"""insert into staging.{form.table} by name
+                            select r.* exclude (carried_from, stale_months)
+                                       replace (? as period, ?::date as period_start, false as superseded,
+                                                true as counted),
+                                   c.carried_from, c.stale_months
+                            from staging.{form.table} as r
+                            join carried as c
+                              on c.form = ? and c.carried_from = r.period and c.source_file = r.source_file
+                             and c.source_sheet = r.source_sheet and c.excel_row = r.excel_row""",
+                        [period, month_start(period), form.id])
+            # Another sender may have sent this month what the missing one sent before (a county
+            # reporting for its towns): a fresh row for the same key wins over the carried one.
+            same = " and ".join(f'c."{k}" = f."{k}"' for k in form.replace_by)
+            con.execute(f"""update staging.{form.table} as c set counted = false, superseded = true
+                            where c.period = ? and c.carried_from is not null and exists (
+                                select 1 from staging.{form.table} as f
+                                where f.period = c.period and f.carried_from is null and f.counted and {same})""",
+                        [period])
+        return con.execute("select count(*) from carried").fetchone()[0]
+    finally:
+        con.execute("drop table carried")
 
 
 def read_cache_table(form: Form) -> str:
@@ -284,7 +243,9 @@ def settled_failures(db: Path, period: str, fingerprint: str, files: set[str], f
 
 def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:
     tables = con.execute("select table_schema || '.' || table_name from information_schema.columns "
-                         "where column_name = 'period' and table_schema in ('ingest','staging','intermediate','mart') "
+                         "join information_schema.tables using (table_schema, table_name) "
+                         "where column_name = 'period' and table_type = 'BASE TABLE' "
+                         "and table_schema in ('ingest','staging','intermediate','mart') "
                          "and not (table_schema = 'ingest' and table_name = 'runs') "
                          "and not (table_schema = 'mart' and table_name = 'indicator_history')").fetchall()
     for (t,) in tables:
@@ -357,30 +318,58 @@ def fact_sources() -> dict[str, str]:
     return tomllib.loads((SQL / "intermediate" / "unit_facts.toml").read_text(encoding="utf-8")).get("sources", {})
 
 
-def figure_sources() -> list[tuple[str, str]]:
-    """(figure, table whose rows make it up) for every figure, combined ones by their parts."""
+def figure_sources(forms: dict[str, Form]) -> list[tuple[str, str, str | None]]:
+    """(figure, table whose rows make it up, form whose staging rows are under that table) for
+    every figure, combined ones by their parts: a staging table is its form's, a table built by
+    sql/ is of the forms whose staging tables its query reads (talent_assignments: SG-02); the
+    registry, of none."""
     direct = fact_sources()
-    out = list(direct.items())
+    pairs = list(direct.items())
     for figure, parts in made_of().items():
-        out += sorted({(figure, direct[p]) for p in parts if p in direct})
+        pairs += sorted({(figure, direct[p]) for p in parts if p in direct})
+    staging = {f"staging.{f.table}": f.id for f in forms.values()}
+    out = []
+    for figure, source in pairs:
+        read = {source} | tables_read(source) if "." in source else set()
+        out += [(figure, source, form) for form in sorted(staging[t] for t in read if t in staging) or [None]]
     return out
 
 
 def load_reference(con, units: pl.DataFrame, population: pl.DataFrame, plans: tuple[pl.DataFrame, pl.DataFrame],
                    forms: dict[str, Form]) -> None:
     """The registry, reference population, plans with their indicators (registry.load_plans) and
-    forms, replaced on every run."""
+    forms, replaced on every run; and the view of every form's staging rows over ref.forms."""
     form_rows = pl.DataFrame([{"form": f.id, "table_name": f"staging.{f.table}", "name": f.name,
                                "unit_levels": list(f.unit_levels), "senders": list(f.senders), "expected": f.expected}
                               for f in forms.values()],
                              schema={"form": pl.String, "table_name": pl.String, "name": pl.String,
                                      "unit_levels": pl.List(pl.String), "senders": pl.List(pl.String),
                                      "expected": pl.String})
-    sources = pl.DataFrame([{"figure": figure, "source": source} for figure, source in figure_sources()],
-                           schema={"figure": pl.String, "source": pl.String})
+    sources = pl.DataFrame([{"figure": figure, "source": source, "form": form}
+                            for figure, source, form in figure_sources(forms)],
+                           schema={"figure": pl.String, "source": pl.String, "form": pl.String})
     for name, frame in (("units", units), ("population", population), ("plans", plans[0]), ("indicators", plans[1]),
                         ("forms", form_rows), ("figure_sources", sources)):
         con.register("incoming", frame)
         con.execute(f"create or replace table ref.{name} as select * from incoming")
         con.unregister("incoming")
-    con.execute((SQL / "reference_comments.sql").read_text(encoding="utf-8"))
+        apply_comments(con, f"ref.{name}")
+    stack_forms(con)
+
+
+def stack_forms(con: duckdb.DuckDBPyConnection) -> None:
+    """staging.form_rows (sql/staging/form_rows.sql): the staging tables of ref.forms stacked,
+    each row with its form and the columns every one of them has (same name and type)."""
+    tables = con.execute("select form, table_name from ref.forms order by form").fetchall()
+    shared = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema || '.' || table_name in (select table_name from ref.forms) "
+        "group by all having count(*) = (select count(*) from ref.forms) order by min(ordinal_position), column_name"
+    ).fetchall()
+    columns = ", ".join(f'"{name}"' for name, _ in shared)
+    stacked = "\n    union all\n    ".join(f"select {literal(form)} as form, {columns} from {table}"
+                                          for form, table in tables)
+    query = (SQL / "staging" / "form_rows.sql").read_text(encoding="utf-8")
+    con.execute(f"create or replace view staging.form_rows as\nwith form_tables as (\n    {stacked}\n)\n"
+                f"select * from (\n{query}\n)")
+    apply_comments(con, "staging.form_rows")

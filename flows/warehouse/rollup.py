@@ -1,48 +1,35 @@
-"""Rolling up: the SQL of `sql/intermediate` and `sql/marts`, in dependency order.
+"""Rolling up: the queries of `sql/intermediate`, `sql/marts` and `sql/analysis`, each after what
+it reads (sqlfiles.build_order).
 
-Each file is a query named after the table it builds. A query with a `period` column builds
-that month's rows (the month's old rows are deleted first); one without is rebuilt whole.
-A sibling `.toml` holds the table's and columns' comments for analysts.
+Each file is a query named after the table (the view, in analysis) it builds. A query with a
+`period` column builds that month's rows (the month's old rows are deleted first); one without
+is rebuilt whole. The analysts' views take no variables, so that any client, older DuckDB
+releases included, can query them. A sibling `.toml` holds the comments for analysts.
 """
 from __future__ import annotations
 
 import json
-import tomllib
 
 import duckdb
 import polars as pl
 
 from flows.config import SQL
-from flows.warehouse.load import literal
 from flows.registry import plan_for
+from flows.warehouse import sqlfiles
+from flows.warehouse.load import add_new_columns, month_start
 
-ORDER = (
-    "intermediate/units",
-    "intermediate/unit_closure",
-    "intermediate/talent_assignments",
-    "intermediate/unit_facts",
-    "intermediate/unit_rollup",
-    "intermediate/indicator_figures",
-    "marts/indicator_values",
-    "marts/indicator_history",
-    "marts/reporting_completeness",
-)
 # Appended by every run and never cleared: the history of what each run computed.
-APPEND_ONLY = {"marts/indicator_history"}
+APPEND_ONLY = {"mart.indicator_history"}
 # The warnings the roll-up adds to ingest.failures (sql/checks), beside validation's: a rerun
 # takes validation's results from the last run, never these, which the roll-up adds again.
 MONTH_ON_MONTH, POPULATION_SHARE, ROSTER_CONFLICT = "month_on_month", "population_share", "roster_conflict"
 CHECK_RULES = (MONTH_ON_MONTH, POPULATION_SHARE, ROSTER_CONFLICT)
 
 
-def table_name(step: str) -> str:
-    folder, name = step.split("/")
-    return f"{'mart' if folder == 'marts' else folder}.{name}"
-
-
 def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_id: str = "",
           run_at: str | None = None, deadline_utc: str | None = None) -> None:
     con.execute("set variable period = ?", [period])
+    con.execute("set variable period_start = ?::date", [month_start(period)])
     con.execute("set variable community_rule = ?", [community_rule])
     con.execute("set variable run_id = ?", [run_id])
     con.execute("set variable run_at = coalesce(?, current_timestamp::timestamp::varchar)", [run_at])
@@ -54,58 +41,20 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
     con.execute("set variable plan_id = ?", [in_force])
     con.execute("set variable indicator_plan = ?", [indicators])
     con.execute("set variable no_plan = ?", [in_force is None])
-    for step in ORDER:
-        table = table_name(step)
-        query = (SQL / f"{step}.sql").read_text(encoding="utf-8")
-        columns = [d[0] for d in con.execute(f"describe {query}").fetchall()]
-        if "period" not in columns:
+    con.execute("create schema if not exists analysis")
+    for step in sqlfiles.build_order(sqlfiles.relations(con)):
+        table, query = step.relation, step.query()
+        if step.kind == "view":
+            con.execute(f"create or replace view {table} as {query}")
+        elif "period" not in [d[0] for d in con.execute(f"describe {query}").fetchall()]:
             con.execute(f"create or replace table {table} as {query}")
         else:
             con.execute(f"create table if not exists {table} as select * from ({query}) limit 0")
-            _add_new_columns(con, table, query)
-            if step not in APPEND_ONLY:
+            add_new_columns(con, table, query)
+            if table not in APPEND_ONLY:
                 con.execute(f"delete from {table} where period = ?", [period])
             con.execute(f"insert into {table} by name {query}")
-        _comment(con, step, table)
-    build_views(con)
-
-
-def _add_new_columns(con, table: str, query: str) -> None:
-    """A warehouse from before a column was added to a table gains it (empty for earlier months)."""
-    have = {d[0] for d in con.execute(f"describe {table}").fetchall()}
-    for name, dtype, *_ in con.execute(f"describe {query}").fetchall():
-        if name not in have:
-            con.execute(f'alter table {table} add column "{name}" {dtype}')
-
-
-def build_views(con: duckdb.DuckDBPyConnection) -> None:
-    """The analysts' views of `sql/analysis`, one file each: a stable, documented surface over
-    the tables. They take no variables, so that any client, older DuckDB releases included, can
-    query them; they are replaced on every run, after the tables they read."""
-    con.execute("create schema if not exists analysis")
-    for path in sorted((SQL / "analysis").glob("*.sql")):
-        view = f"analysis.{path.stem}"
-        con.execute(f"create or replace view {view} as {path.read_text(encoding='utf-8')}")
-        _comment(con, f"analysis/{path.stem}", view, kind="view")
-
-
-def column_comments(step: str) -> tuple[str, dict[str, str]]:
-    """A table's comment and its columns' from the sibling `.toml`; `like` names another file
-    whose column comments apply where this one does not say otherwise."""
-    meta = tomllib.loads((SQL / f"{step}.toml").read_text(encoding="utf-8"))
-    columns = column_comments(meta["like"])[1] if "like" in meta else {}
-    return meta["table"], columns | meta.get("columns", {})
-
-
-def _comment(con, step: str, table: str, kind: str = "table") -> None:
-    if not (SQL / f"{step}.toml").exists():
-        return
-    text, columns = column_comments(step)
-    have = {d[0] for d in con.execute(f"describe {table}").fetchall()}
-    con.execute(f"comment on {kind} {table} is {literal(text)}")
-    for col, text in columns.items():
-        if col in have:
-            con.execute(f'comment on column {table}."{col}" is {literal(text)}')
+        sqlfiles.apply_comments(con, table)
 
 
 def soft_bounds(con: duckdb.DuckDBPyConnection, period: str, run_id: str, forms: dict) -> int:
@@ -155,9 +104,12 @@ def population_share(con: duckdb.DuckDBPyConnection, period: str, run_id: str, f
 
 
 def _check_variables(con, form, name: str, sql_type: str, fields: list[dict]) -> None:
-    """The variables a check of sql/checks reads: the form, its staging table, its bounds."""
+    """The variables a check of sql/checks reads: the form, its staging table, its bounds; and
+    `month_rows`, the form's counted rows of the month."""
     con.execute("set variable form = ?", [form.id])
     con.execute("set variable staging_table = ?", [f"staging.{form.table}"])
+    con.execute(f"create or replace temp view month_rows as select * from staging.{form.table} "
+                f"where period = getvariable('period') and counted")
     con.execute(f"set variable {name} = ?::{sql_type}", [fields])
 
 

@@ -2,23 +2,18 @@
 -- at least its factor since last month (2: doubles or halves) is worth a second look by its
 -- sender. Warnings only: the row still counts. Which fields, their factors and the size below
 -- which a change is no news are the form schema's bounds (warn_change, warn_change_from), in
--- `change_fields`; the form's rows are `staging_table`. Talents, which the pipeline counts from
--- the rosters rather than reads from a form, are checked on the village rows (SG-01): 3 to 6
--- talents is no news.
+-- `change_fields`; the form's rows are `staging_table`, its counted rows of the month
+-- `month_rows` (flows/warehouse/rollup.py). Talents, which the pipeline counts from the rosters
+-- rather than reads from a form, are checked on the village rows (SG-01): 3 to 6 talents is no
+-- news.
 with months as (
     select
         getvariable('period') as period,
-        strftime(strptime(getvariable('period') || '-01', '%Y-%m-%d') - interval 1 month, '%Y-%m') as previous
+        strftime(getvariable('period_start') - interval 1 month, '%Y-%m') as previous
 ),
 
 bounds as (
     select unnest(getvariable('change_fields'), recursive := true)
-),
-
-current_rows as (
-    select s.*
-    from query_table(getvariable('staging_table')) as s
-    where s.period = getvariable('period') and s.counted
 ),
 
 previous_rows as (
@@ -30,7 +25,7 @@ previous_rows as (
 field_pairs as (
     select c.source_file, c.source_sheet, c.excel_row, c.unit_code, b.field,
            (to_json(c) ->> b.field)::double as now, (to_json(p) ->> b.field)::double as before, b.factor, b.base
-    from current_rows as c
+    from month_rows as c
     join previous_rows as p using (unit_code)
     cross join bounds as b
 ),
@@ -38,7 +33,7 @@ field_pairs as (
 talent_pairs as (
     select c.source_file, c.source_sheet, c.excel_row, c.unit_code, 'talents' as field,
            fn.talents::double as now, fp.talents::double as before, 2.0 as factor, 4.0 as base
-    from current_rows as c, months as m
+    from month_rows as c, months as m
     join intermediate.unit_facts as fn on fn.period = m.period
     join intermediate.unit_facts as fp on fp.period = m.previous and fp.unit_code = fn.unit_code
     where getvariable('form') = 'SG-01' and fn.unit_code = c.unit_code

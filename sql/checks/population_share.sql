@@ -2,22 +2,17 @@
 -- the registry, data/registry/population.csv: the latest year not after the month, else the
 -- earliest) is possible only as a slip of the keyboard or a county's figure in a village's row.
 -- Warnings only: the row still counts. Which fields and shares are the form schema's bounds
--- (warn_population_share), in `share_fields`; the form's rows are `staging_table`. It needs no
--- earlier month, so it works on a warehouse's first month too.
+-- (warn_population_share), in `share_fields`; the form's counted rows of the month are
+-- `month_rows` (flows/warehouse/rollup.py). It needs no earlier month, so it works on a
+-- warehouse's first month too.
 with bounds as (
     select unnest(getvariable('share_fields'), recursive := true)
-),
-
-current_rows as (
-    select s.*
-    from query_table(getvariable('staging_table')) as s
-    where s.period = getvariable('period') and s.counted
 ),
 
 field_values as (
     select c.source_file, c.source_sheet, c.excel_row, c.unit_code, b.field, b.share,
            (to_json(c) ->> b.field)::double as value
-    from current_rows as c
+    from month_rows as c
     cross join bounds as b
 ),
 
@@ -32,8 +27,8 @@ population as (
     from ref.population
     qualify row_number() over (
         partition by code
-        order by year <= year(strptime(getvariable('period') || '-01', '%Y-%m-%d')) desc,
-                 case when year <= year(strptime(getvariable('period') || '-01', '%Y-%m-%d')) then -year else year end
+        order by year <= year(getvariable('period_start')) desc,
+                 case when year <= year(getvariable('period_start')) then -year else year end
     ) = 1
 )
 

@@ -10,7 +10,7 @@ with rolled_up as (
     select
         period,
         unit_code,
-        columns(* exclude (period, unit_code))::double
+        columns(* exclude (period, period_start, unit_code))::double
     from intermediate.unit_rollup
     where period = getvariable('period')
 ),
@@ -40,6 +40,7 @@ units as (
 computed as (
     select
         getvariable('period') as period,
+        getvariable('period_start') as period_start,
         u.code as unit_code,
         u.name as unit_name,
         u.level as unit_level,

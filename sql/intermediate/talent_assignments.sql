@@ -22,6 +22,7 @@ ranked as (
 assigned as (
     select
         period,
+        getvariable('period_start') as period_start,
         person_key,
         unit_code,
         post_type,
@@ -49,8 +50,7 @@ judged as (
         case
             when not certified or registration_start is null or continuing_education_hours is null then null
             else continuing_education_hours >= (case when certificate_level = '助理社会工作师' then 72 else 90 end)
-                * least(36, greatest(0, date_diff('month', registration_start,
-                    strptime(period || '-01', '%Y-%m-%d')::date) + 1)) / 36.0
+                * least(36, greatest(0, date_diff('month', registration_start, period_start) + 1)) / 36.0
         end as education_on_track,
         -- The plan's monthly allowance for certified full-time community workers (yuan).
         case

@@ -20,27 +20,6 @@ talents as (
     group by unit_code
 ),
 
--- Counted rows are one per form key (staging marks repeats and superseded files).
-sg01 as (
-    select * from staging.sg01 where period = getvariable('period') and counted
-),
-
-sg03 as (
-    select * from staging.sg03 where period = getvariable('period') and counted
-),
-
-sg04 as (
-    select * from staging.sg04 where period = getvariable('period') and counted
-),
-
-sg05 as (
-    select * from staging.sg05 where period = getvariable('period') and counted
-),
-
-sg06 as (
-    select * from staging.sg06 where period = getvariable('period') and counted
-),
-
 orgs as (
     select
         unit_code,
@@ -50,7 +29,8 @@ orgs as (
         count(*) filter (where party_building_form <> '未覆盖') as orgs_party_covered,
         count(*) filter (where party_members >= 3) as orgs_ge3_party_members,
         count(*) filter (where party_members >= 3 and party_building_form = '单独建立党组织') as orgs_ge3_standalone
-    from sg04
+    from staging.sg04
+    where period = getvariable('period') and counted
     group by unit_code
 ),
 
@@ -62,18 +42,20 @@ institutions as (
         count(*) filter (where institution_type = '养老机构' and residents > 100) as elder_institutions_over_100,
         count(*) filter (where institution_type = '养老机构' and residents > 100
                          and (social_work_posts >= 1 or buys_social_work_services)) as elder_institutions_over_100_served
-    from sg05
+    from staging.sg05
+    where period = getvariable('period') and counted
     group by unit_code
 ),
 
 facts as (
     select
         getvariable('period') as period,
+        getvariable('period_start') as period_start,
         u.code as unit_code,
-        coalesce(t.talents, 0) as talents,
-        coalesce(t.certified_talents, 0) as certified_talents,
-        coalesce(t.elderly_talents, 0) as elderly_talents,
-        coalesce(t.minor_talents, 0) as minor_talents,
+        -- Counts: 0 for a unit with no roster row, organisation or institution (rule 2).
+        coalesce(columns(t.* exclude (unit_code)), 0),
+        coalesce(columns(o.* exclude (unit_code)), 0),
+        coalesce(columns(i.* exclude (unit_code)), 0),
         coalesce(u.community_type = 'urban', false)::int as urban_communities,
         coalesce(u.community_type = 'rural', false)::int as rural_communities,
         case when u.community_type = 'urban' then coalesce(t.talents, 0) else 0 end as urban_community_talents,
@@ -87,12 +69,6 @@ facts as (
         (s1.has_charity_fund is true)::int as charity_funds,
         (u.level = 'township')::int as townships,
         (u.level = 'township' and s3.station_in_service is true)::int as townships_with_station,
-        coalesce(o.service_orgs, 0) as service_orgs,
-        coalesce(o.incubated_orgs, 0) as incubated_orgs,
-        coalesce(o.orgs_party_form_known, 0) as orgs_party_form_known,
-        coalesce(o.orgs_party_covered, 0) as orgs_party_covered,
-        coalesce(i.civil_affairs_institutions, 0) as civil_affairs_institutions,
-        coalesce(i.civil_affairs_institutions_with_post, 0) as civil_affairs_institutions_with_post,
         (u.level = 'county')::int as counties,
         (u.level = 'county' and s6.general_station_in_service is true)::int as counties_with_station,
         (u.level = 'city' and s6.general_station_in_service is true)::int as city_support_centre,
@@ -101,13 +77,6 @@ facts as (
         case when s6.exam_passes_ytd is not null then s6.exam_candidates_ytd end as own_exam_candidates,
         case when s6.exam_candidates_ytd is not null then s6.exam_passes_ytd end as own_exam_passes,
         case when u.level = 'city' then s6.province_pass_rate_pct end as province_pass_rate,
-        coalesce(t.certified_with_education_known, 0) as certified_with_education_known,
-        coalesce(t.certified_education_on_track, 0) as certified_education_on_track,
-        coalesce(t.community_allowance_yuan, 0) as community_allowance_yuan,
-        coalesce(o.orgs_ge3_party_members, 0) as orgs_ge3_party_members,
-        coalesce(o.orgs_ge3_standalone, 0) as orgs_ge3_standalone,
-        coalesce(i.elder_institutions_over_100, 0) as elder_institutions_over_100,
-        coalesce(i.elder_institutions_over_100_served, 0) as elder_institutions_over_100_served,
         -- Communities of over 1000 elderly (known from SG-01 only) with at least one talent.
         coalesce(s1.elderly_population > 1000, false)::int as communities_elderly_1000,
         coalesce(s1.elderly_population > 1000 and coalesce(t.talents, 0) >= 1, false)::int as communities_elderly_1000_with_talent,
@@ -137,11 +106,12 @@ facts as (
             as stations_certified_staffed
     from units as u
     left join talents as t on t.unit_code = u.code
-    left join sg01 as s1 on s1.unit_code = u.code
-    left join sg03 as s3 on s3.unit_code = u.code
+    -- A form's counted rows are one per form key (staging marks repeats and superseded files).
+    left join staging.sg01 as s1 on s1.unit_code = u.code and s1.period = getvariable('period') and s1.counted
+    left join staging.sg03 as s3 on s3.unit_code = u.code and s3.period = getvariable('period') and s3.counted
     left join orgs as o on o.unit_code = u.code
     left join institutions as i on i.unit_code = u.code
-    left join sg06 as s6 on s6.unit_code = u.code
+    left join staging.sg06 as s6 on s6.unit_code = u.code and s6.period = getvariable('period') and s6.counted
 )
 
 select * from facts

@@ -6,7 +6,7 @@
 -- unit's own SG-06 row where it states them, else the sum of its descendants'; the provincial
 -- pass rate: the city's SG-06 row, for every unit.
 with facts as (
-    select * exclude (period) from intermediate.unit_facts where period = getvariable('period')
+    select * exclude (period, period_start) from intermediate.unit_facts where period = getvariable('period')
 ),
 
 closure as (
@@ -44,6 +44,7 @@ reference_population as (
 rolled as (
     select
         getvariable('period') as period,
+        getvariable('period_start') as period_start,
         s.*,
         s.townships_with_station + s.village_rooms as stations_and_rooms,
         case when s.child_directors_known is null and s.child_supervisors_known is null then null

@@ -18,43 +18,35 @@ this_month as (
 -- Carried rows (a sender that sent nothing this month, see sql/staging/carry_forward.sql):
 -- for each indicator, how many units of the subtree its figures took from an earlier month.
 carried_rows as (
-    select 'staging.sg01' as source, unit_code from staging.sg01 where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'staging.sg02', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'intermediate.talent_assignments', unit_code from staging.sg02 where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'staging.sg03', unit_code from staging.sg03 where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'staging.sg04', unit_code from staging.sg04 where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'staging.sg05', unit_code from staging.sg05 where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'staging.sg06', unit_code from staging.sg06 where period = getvariable('period') and carried_from is not null and counted
+    select form, unit_code
+    from staging.form_rows
+    where period = getvariable('period') and carried_from is not null and counted
 ),
 
--- An indicator counts the same in every plan that has it (flows/registry.py checks), so its
--- sources are those of any plan.
-indicator_sources as (
-    select distinct i.id as indicator_id, s.source
+-- The forms each indicator's figures come from (ref.figure_sources: a staging table's form, or
+-- the forms under a table built from them). An indicator counts the same in every plan that
+-- has it (flows/registry.py checks), so its sources are those of any plan.
+indicator_forms as (
+    select distinct i.id as indicator_id, s.form
     from ref.indicators as i
     join ref.figure_sources as s
       on s.figure in (i.numerator, i.denominator, i.meeting)
+    where s.form is not null
 ),
 
 carried as (
     select c.ancestor_code as unit_code, s.indicator_id, count(distinct r.unit_code) as units_carried
     from carried_rows as r
-    join indicator_sources as s on s.source = r.source
+    join indicator_forms as s on s.form = r.form
     join intermediate.unit_closure as c on c.descendant_code = r.unit_code
     group by all
 ),
 
 history as (
-    select unit_code, indicator_id, period, value
+    select unit_code, indicator_id, period_start, value
     from figures
-    where period <= getvariable('period')
-      and period >= strftime(strptime(getvariable('period') || '-01', '%Y-%m-%d') - interval 11 month, '%Y-%m')
+    where period_start <= getvariable('period_start')
+      and period_start >= getvariable('period_start') - interval 11 month
       and value is not null
 ),
 
@@ -63,7 +55,7 @@ trend as (
         unit_code,
         indicator_id,
         count(*) as months,
-        regr_slope(value, date_diff('month', date '2000-01-01', strptime(period || '-01', '%Y-%m-%d')::date))
+        regr_slope(value, date_diff('month', date '2000-01-01', period_start))
             as slope_per_month
     from history
     group by unit_code, indicator_id
@@ -72,7 +64,7 @@ trend as (
 projected as (
     select
         j.*,
-        date_diff('month', strptime(j.period || '-01', '%Y-%m-%d')::date, date_trunc('month', j.deadline)::date)
+        date_diff('month', j.period_start, date_trunc('month', j.deadline)::date)
             as months_to_deadline,
         case when tr.months >= 3 then tr.slope_per_month end as slope_per_month
     from (

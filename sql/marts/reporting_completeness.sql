@@ -40,15 +40,12 @@ senders as (
     group by e.form, e.unit_code
 ),
 
+-- The rows of the forms expected as rows, sent this month (not carried).
 rows_read as (
-    select 'SG-01' as form, unit_code, source_file, accepted from staging.sg01
-    where period = getvariable('period') and carried_from is null
-    union all
-    select 'SG-03', unit_code, source_file, accepted from staging.sg03
-    where period = getvariable('period') and carried_from is null
-    union all
-    select 'SG-06', unit_code, source_file, accepted from staging.sg06
-    where period = getvariable('period') and carried_from is null
+    select r.form, r.unit_code, r.source_file, r.accepted
+    from staging.form_rows as r
+    join forms as f on f.form = r.form and f.expected = 'rows'
+    where r.period = getvariable('period') and r.carried_from is null
 ),
 
 by_rows as (
@@ -103,39 +100,20 @@ latest_refusal as (
     qualify row_number() over (partition by form, sender_code order by received_at desc, path, sheet) = 1
 ),
 
-carried_rows as (
-    select 'SG-01' as form, unit_code, source_file, carried_from from staging.sg01
-    where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'SG-02', unit_code, source_file, carried_from from staging.sg02
-    where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'SG-03', unit_code, source_file, carried_from from staging.sg03
-    where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'SG-04', unit_code, source_file, carried_from from staging.sg04
-    where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'SG-05', unit_code, source_file, carried_from from staging.sg05
-    where period = getvariable('period') and carried_from is not null and counted
-    union all
-    select 'SG-06', unit_code, source_file, carried_from from staging.sg06
-    where period = getvariable('period') and carried_from is not null and counted
-),
-
 -- A row is carried for its unit; a list for the unit that sent it.
 carried as (
-    select r.form, case when fm.expected = 'rows' then r.unit_code else f.sender_code end as unit_code,
+    select r.form, case when fm.expected = 'rows' then r.unit_code else r.sender_code end as unit_code,
            max(r.carried_from) as carried_from
-    from carried_rows as r
+    from staging.form_rows as r
     join forms as fm on fm.form = r.form
-    join ingest.files as f on f.period = r.carried_from and f.path = r.source_file
+    where r.period = getvariable('period') and r.carried_from is not null and r.counted
     group by all
 ),
 
 joined as (
     select
         getvariable('period') as period,
+        getvariable('period_start') as period_start,
         e.form,
         e.unit_code,
         e.unit_name,
