@@ -24,14 +24,6 @@ from flows.errors import ShegongError  # noqa: E402
 log = logging.getLogger("shegong")
 
 
-def _months(start: str, end: str) -> list[str]:
-    from flows.config import add_months
-    out = [start]
-    while out[-1] < end:
-        out.append(add_months(out[-1], 1))
-    return out
-
-
 def cmd_run(args) -> int:
     from flows.outputs import missing
     from flows import progress, stopping
@@ -43,7 +35,8 @@ def cmd_run(args) -> int:
     if args.period:
         months.append(check_period(args.period))
     elif args.start and args.end:
-        months.extend(_months(check_period(args.start), check_period(args.end)))
+        from flows.config import month_range
+        months.extend(month_range(check_period(args.start), check_period(args.end)) or [args.start])
     elif args.start or args.end:
         raise ShegongError("give both --from YYYY-MM and --to YYYY-MM")
     else:

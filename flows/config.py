@@ -31,6 +31,23 @@ def add_months(period: str, n: int) -> str:
     return f"{y:04d}-{m + 1:02d}"
 
 
+def months_between(start: str, end: str) -> int:
+    """How many months `end` comes after `start` (negative: before), both YYYY-MM."""
+    (ys, ms), (ye, me) = (map(int, p.split("-")) for p in (start, end))
+    return (ye - ys) * 12 + me - ms
+
+
+def month_range(start: str, end: str) -> list[str]:
+    """Every month from `start` to `end`, both included (none when `end` comes first)."""
+    return [add_months(start, n) for n in range(months_between(start, end) + 1)]
+
+
+def month_end(period: str):
+    """The last day of a YYYY-MM month, a datetime.date."""
+    import datetime as dt
+    return dt.date.fromisoformat(f"{add_months(period, 1)}-01") - dt.timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Settings:
     units_csv: Path

@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -24,6 +26,7 @@ from prefect.cache_policies import NONE
 from prefect.context import get_run_context
 from prefect.logging import get_run_logger
 from prefect.states import Failed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
 
@@ -35,10 +38,10 @@ from flows.ingest import discover, guard, read, sandbox
 from flows.ingest.discover import FileRecord
 from flows.registry import Tree
 from flows.ingest.senders import file_senders
-from flows.config import DEFAULT_DB, DEFAULT_INBOX, check_period, deadline_utc, load_settings, previous_month
-from flows.errors import ShegongError
+from flows.config import DEFAULT_DB, DEFAULT_INBOX, Settings, check_period, deadline_utc, load_settings, previous_month
+from flows.errors import ConfigError, ShegongError
 from flows.registry import load_plans, load_population, load_units
-from flows.schemas import load_forms
+from flows.schemas import Form, load_forms
 
 log = logging.getLogger("shegong")
 
@@ -68,6 +71,49 @@ class _KnownFailure(logging.Filter):
 _known_failure = _KnownFailure()
 for _name in ("prefect.flow_runs", "prefect.task_runs"):
     logging.getLogger(_name).addFilter(_known_failure)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a run reads once, when it starts, and hands to its tasks: the month, where it reads
+    and writes, the settings and everything they name. Nothing is read again mid-run, so a file
+    edited meanwhile cannot give the month's stages two different registries or schemas."""
+    period: str
+    inbox: Path
+    db: Path
+    full: bool
+    settings: Settings
+    forms: dict[str, Form]
+    units: pl.DataFrame
+    tree: Tree
+    population: pl.DataFrame
+    plans: tuple[pl.DataFrame, pl.DataFrame]
+    key_id: str
+    reading: dict  # what decides what a file yields (read.reading_fingerprint)
+    run_id: str
+    started: dt.datetime
+    flow_run_id: str | None
+
+
+def start_run(period: str | None, inbox: str, db: str, full: bool = False) -> Run:
+    """The run's context, or the ConfigError (one line, with the file to fix) that stops it first.
+    The key itself stays out: each reader process loads it, and only its id is recorded."""
+    settings = load_settings()
+    period = check_period(period or previous_month(settings))
+    key = pii.load_key()  # fail before any work when there is no key
+    forms = load_forms(settings.schemas)
+    units = load_units(settings.units_csv)
+    try:
+        flow_run_id = str(get_run_context().flow_run.id)
+    except Exception:  # run outside a Prefect context (a plain function call)
+        flow_run_id = None
+    return Run(period=period, inbox=Path(inbox), db=Path(db), full=full, settings=settings, forms=forms,
+               units=units, tree=Tree(units), population=load_population(settings.population_csv),
+               plans=load_plans(settings.plans_dir), key_id=pii.key_id(key),
+               reading=read.reading_fingerprint(forms, settings.units_csv, key), run_id=str(uuid.uuid4()),
+               started=dt.datetime.now(dt.UTC).replace(tzinfo=None), flow_run_id=flow_run_id)
+
+
 # Tasks take and return frames in memory: no caching or result persistence, which would hash
 # or write the month's rows (and their person keys) elsewhere.
 @task(cache_policy=NONE)
@@ -82,17 +128,17 @@ def discover_files(inbox: Path, period: str) -> list[Path]:
 
 
 @task(cache_policy=NONE)
-def reuse_unchanged(files: list[Path], inbox: Path, period: str, db: Path, reading: dict, full: bool = False
+def reuse_unchanged(files: list[Path], run: Run
                     ) -> tuple[dict[int, FileRecord], dict[str, pl.DataFrame], list[int]]:
     """Files unchanged (same SHA-256) since the month's last run, taken from it when it read them
     under the same `reading` fingerprint (schemas, code, registry, key): their records by index,
     and their rows per form; and the indexes of the files to parse. `full`: none is taken."""
-    forms = load_forms(load_settings().schemas)
-    cached, rows, why = ({}, {}, "asked for (--full)") if full else load.read_cache(db, period, forms, reading)
+    cached, rows, why = (({}, {}, "asked for (--full)") if run.full
+                         else load.read_cache(run.db, run.period, run.forms, run.reading))
     if why and files:
         # One line for the operator: figures may change although no file did.
-        log.warning("%s: all %d files read again, none taken from the month's last run: %s", period, len(files), why)
-    root = inbox / period
+        log.warning("%s: all %d files read again, none taken from the month's last run: %s", run.period, len(files), why)
+    root = run.inbox / run.period
     hits, todo = {}, []
     for i, path in enumerate(files):
         record = cached.get(path.relative_to(root).as_posix())
@@ -130,8 +176,7 @@ def read_batch(paths: list[str], inbox: str, period: str) -> sandbox.Parsed:
     return sandbox.parse_files([Path(p) for p in paths], Path(inbox) / period, period)
 
 
-def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: str, reading: dict, full: bool = False
-               ) -> tuple[list[FileRecord], dict[str, pl.DataFrame], set[str]]:
+def read_month(files: list[Path], run: Run) -> tuple[list[FileRecord], dict[str, pl.DataFrame], set[str]]:
     """The month's file records, in file order, its rows as a frame per form, and the files taken
     from the month's last run: unchanged since, and read then as they would be now, they are not
     parsed again."""
@@ -140,10 +185,11 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
         # are read in other processes (a first run).
         suites.import_early()
     progress.stage("read", len(files))
-    hits, cached, todo = reuse_unchanged(files, inbox, period, db, reading, full)
+    inbox, period = run.inbox, run.period
+    hits, cached, todo = reuse_unchanged(files, quote(run))
     progress.advance("read", len(hits))  # unchanged since the last run: taken as read
     new = [files[i] for i in todo]
-    if runner == "dask" and new:
+    if run.settings.task_runner == "dask" and new:
         # A task per batch, spread over the runner's workers (processes, or other machines).
         size = sandbox.TASK_FILES
         batches = [[str(p) for p in new[i:i + size]] for i in range(0, len(new), size)]
@@ -160,7 +206,7 @@ def read_month(files: list[Path], inbox: Path, period: str, db: Path, runner: st
     records = [by_index[i] for i in range(len(files))]
     order = {r.path: n for n, r in enumerate(records)}
     frames = {}
-    for form_id in load_forms(load_settings().schemas):
+    for form_id in run.forms:
         frame = pl.concat([cached[form_id], fresh[form_id]]) if form_id in cached else fresh[form_id]
         # In file order, as a first run reads them: the newest-file-wins rule depends on it.
         frames[form_id] = frame.sort(pl.col("_file").replace_strict(order, return_dtype=pl.Int64),
@@ -184,44 +230,38 @@ def identify_senders(records: list[FileRecord], frames: dict[str, pl.DataFrame],
 
 
 @task(cache_policy=NONE)
-def settled_validation(db: Path, period: str, fingerprint: str, reused: set[str]
-                       ) -> dict[str, tuple[set[str], pl.DataFrame]]:
+def settled_validation(run: Run, fingerprint: str, reused: set[str]) -> dict[str, tuple[set[str], pl.DataFrame]]:
     """The last run's validation of the unchanged files, per form, if it used the same rules."""
-    settled = load.settled_failures(db, period, fingerprint, reused, load_forms(load_settings().schemas),
-                                    rollup.CHECK_RULES)
+    settled = load.settled_failures(run.db, run.period, fingerprint, reused, run.forms, rollup.CHECK_RULES)
     if reused:
-        log.info("%s: %s", period, f"validation of {len(reused)} unchanged files taken from the last run" if settled
+        log.info("%s: %s", run.period, f"validation of {len(reused)} unchanged files taken from the last run" if settled
                  else "every file validated again (first run with these rules, forms or registry)")
     return settled
 
 
 @task(cache_policy=NONE)
-def validate_form(form_id: str, frame: pl.DataFrame, tree: Tree, sheets: dict,
-                  settled: tuple[set[str], pl.DataFrame] | None, period: str):
+def validate_form(form: Form, frame: pl.DataFrame, run: Run, sheets: dict,
+                  settled: tuple[set[str], pl.DataFrame] | None):
     """One form's rows of the month through its suite (rows of settled files excepted)."""
-    form = load_forms(load_settings().schemas)[form_id]
     frame = frame.with_row_index("_row_id")
-    checked, failures, result = suites.validate(form, frame, tree, sheets, settled, period=period)
+    checked, failures, result = suites.validate(form, frame, run.tree, sheets, settled, period=run.period)
     faults.checkpoint("validating")
     return form, checked, failures, result
 
 
 @task(cache_policy=NONE)
-def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datetime, inbox: Path,
-                     records, staged, flow_run_id: str | None, reused: int = 0, validated_with: str | None = None,
-                     read_with: str | None = None) -> None:
+def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
+                     validated_with: str | None = None) -> None:
     """Load the month into the building warehouse and compute its roll-up and indicators."""
-    settings = load_settings()
-    forms = load_forms(settings.schemas)
+    settings, forms, period, run_id = run.settings, run.forms, run.period, run.run_id
     con = load.connect(building, settings.storage_version)
     try:
         con.execute("begin")
         load.ensure_tables(con, forms)
-        load.load_reference(con, load_units(settings.units_csv), load_population(settings.population_csv),
-                            load_plans(settings.plans_dir), forms)
+        load.load_reference(con, run.units, run.population, run.plans, forms)
         load.load_month(con, period, run_id, records, staged)
         load.carry_forward(con, period, forms, settings.carry_forward_months)
-        rollup.build(con, period, settings.community_rule, run_id, started.isoformat(sep=" "),
+        rollup.build(con, period, settings.community_rule, run_id, run.started.isoformat(sep=" "),
                      deadline_utc(period, settings).isoformat(sep=" "))
         rollup.soft_bounds(con, period, run_id, forms)
         rollup.roster_conflicts(con, period, run_id, forms["SG-02"])
@@ -231,9 +271,9 @@ def load_and_roll_up(building: Path, period: str, run_id: str, started: dt.datet
         con.execute("insert into ingest.runs (run_id, period, flow_run_id, started_at, finished_at, inbox, files, "
                     "files_rejected, rows_read, rows_rejected, status, key_id, files_reused, validated_with, read_with) "
                     "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?, ?)",
-                    [run_id, period, flow_run_id, started, dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                     str(inbox), len(records), sum(r.status == "rejected" for r in records), rows_read,
-                     rows_rejected, pii.key_id(pii.load_key()), reused, validated_with, read_with])
+                    [run_id, period, run.flow_run_id, run.started, dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                     str(run.inbox), len(records), sum(r.status == "rejected" for r in records), rows_read,
+                     rows_rejected, run.key_id, reused, validated_with, json.dumps(run.reading, sort_keys=True)])
         con.execute("commit")
         con.execute("checkpoint")
     finally:
@@ -288,21 +328,22 @@ def publish_data_docs(results: list, db: Path, run_name: str) -> Path:
 
 def _run_name() -> str:
     from prefect.runtime import flow_run
-    period = flow_run.parameters.get("period") or f"{previous_month(load_settings())}-scheduled"
+    period = flow_run.parameters.get("period")
+    if not period:
+        try:
+            period = f"{previous_month(load_settings())}-scheduled"
+        except ConfigError:  # the run itself stops on it, with its one line
+            period = "scheduled"
     return f"rollup-{period}"
 
 
-def task_runner():
-    """The flow's task runner, from run.task_runner in the settings (or SHEGONG_TASK_RUNNER): threads
-    in this process ("local", Prefect's default; reading has its own process pool), or a Dask
+def task_runner(settings: Settings | None = None) -> TaskRunner:
+    """The task runner run.task_runner names in the settings (or SHEGONG_TASK_RUNNER): threads in
+    this process ("local", Prefect's default; reading has its own process pool), or a Dask
     cluster ("dask": a local one over every core here; DASK_SCHEDULER_ADDRESS names a running one)."""
-    from flows.errors import ConfigError
-    try:
-        name = load_settings().task_runner
-    except ConfigError:  # the run itself reports it, with the file to fix
-        name = "local"
+    name = (settings or load_settings()).task_runner
     if name != "dask":
-        return None
+        return ThreadPoolTaskRunner()
     from prefect_dask import DaskTaskRunner
     if os.environ.get("DASK_SCHEDULER_ADDRESS"):
         return DaskTaskRunner(address=os.environ["DASK_SCHEDULER_ADDRESS"])
@@ -310,13 +351,81 @@ def task_runner():
                                           "processes": True, "dashboard_address": None})
 
 
-@flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False, task_runner=task_runner())
+class SettingsTaskRunner(TaskRunner):
+    """The flow's task runner: the one each run's settings name, chosen when the run has read them.
+
+    Prefect enters a flow's task runner before the flow's body runs, and offers no hook to choose
+    it per run (its decorator argument is fixed when the module is imported; PrefectHQ/prefect
+    issue 15203 asks for run-time configuration). Choosing it at import read the settings then:
+    a broken file silently gave the local runner and a runner set afterwards was ignored. The
+    documented alternative, a thin flow calling an inner flow `.with_options(task_runner=...)`,
+    would split every month over two flow runs, its logs, artifacts and task runs on the inner
+    one and its Failed reason on the outer. So the flow's runner is this stand-in: the run's body
+    builds its context (flows.monthly.Run), then `choose()`s the real runner, which this one
+    enters and hands every submitted task to until the run ends. The same holds for each way of
+    running: `shegong run` (a call of the flow), a served deployment and a worker's run (Prefect
+    calls the flow from its entrypoint). A runner given with `.with_options(task_runner=...)`
+    replaces this one and is used as it is."""
+
+    def __init__(self) -> None:
+        self._runner: TaskRunner | None = None
+        self._stack: ExitStack | None = None
+        super().__init__()
+
+    @property
+    def name(self) -> str:
+        return self._runner.name if self._runner else "settings"
+
+    def duplicate(self) -> "SettingsTaskRunner":
+        return type(self)()
+
+    def choose(self, settings: Settings) -> None:
+        if self._runner is None:
+            self._runner = self._stack.enter_context(task_runner(settings))
+
+    def _chosen(self) -> TaskRunner:
+        if self._runner is None:  # a task submitted before the run chose: Prefect's default
+            self._runner = self._stack.enter_context(ThreadPoolTaskRunner())
+        return self._runner
+
+    def submit(self, task, parameters, wait_for=None, dependencies=None):
+        return self._chosen().submit(task, parameters, wait_for, dependencies)
+
+    def map(self, task, parameters, wait_for=None):
+        return self._chosen().map(task, parameters, wait_for)
+
+    def cancel_all(self) -> None:
+        if hasattr(self._runner, "cancel_all"):
+            self._runner.cancel_all()
+
+    def __enter__(self) -> "SettingsTaskRunner":
+        super().__enter__()
+        self._stack = ExitStack()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._stack.__exit__(*exc)
+        finally:
+            self._runner, self._stack = None, None
+            super().__exit__(*exc)
+
+    def __reduce__(self):
+        # Travels with the flow to Dask's workers: as configured, never the cluster it runs.
+        return type(self), ()
+
+
+@flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False, task_runner=SettingsTaskRunner())
 def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB),
                    full: bool = False) -> dict:
     """Roll up one month of the inbox into the warehouse and publish it (no period: last month).
     `full`: read and validate every file again, taking nothing from the month's last run."""
     try:
-        return roll_up(period, inbox, db, full)
+        run = start_run(period, inbox, db, full)
+        runner = get_run_context().task_runner
+        if isinstance(runner, SettingsTaskRunner):
+            runner.choose(run.settings)
+        return roll_up(run)
     except ShegongError as exc:
         # A run that cannot go on, for a reason its message gives with what to do: the flow run is
         # Failed with that line as its reason in the UI and its log, not a traceback. Called as a
@@ -325,46 +434,31 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
         return Failed(message=str(exc), data=exc)
 
 
-def roll_up(period: str | None, inbox: str, db: str, full: bool = False) -> dict:
+def roll_up(run: Run) -> dict:
     """The flow's work, in its run."""
-    period = period or previous_month(load_settings())
-    check_period(period)
-    inbox_path, db_path = Path(inbox), Path(db)
-    settings = load_settings()
-    tree = Tree(load_units(settings.units_csv))
-    pii.load_key()  # fail before any work when there is no key
-    run_id = str(uuid.uuid4())
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    try:
-        flow_run_id = str(get_run_context().flow_run.id)
-    except Exception:  # run outside a Prefect context (a plain function call)
-        flow_run_id = None
-
+    period, inbox_path, db_path, forms = run.period, run.inbox, run.db, run.forms
     with publish.run_lock(db_path):
         files = discover_files(inbox_path, period)
-        forms = load_forms(settings.schemas)
-        reading = read.reading_fingerprint(forms, settings.units_csv, pii.load_key())
-        records, frames, reused = read_month(files, inbox_path, period, db_path, settings.task_runner, reading, full)
+        records, frames, reused = read_month(files, run)
         # quote(): Prefect would otherwise walk every record and sheet of the month looking for
         # futures in the arguments, which at province scale takes longer than the work itself.
-        sheets = identify_senders(quote(records), quote(frames), quote(tree))
-        fingerprint = suites.fingerprint(forms, tree)
-        settled = settled_validation(db_path, period, fingerprint, quote(reused))
+        sheets = identify_senders(quote(records), quote(frames), quote(run.tree))
+        fingerprint = suites.fingerprint(forms, run.tree)
+        settled = settled_validation(quote(run), fingerprint, quote(reused))
         staged, results = {}, []
         progress.stage("validate", len(forms))
         for form_id in sorted(forms):
-            form, checked, failures, result = validate_form(form_id, quote(frames[form_id]), quote(tree),
-                                                            quote(sheets), quote(settled.get(form_id)), period)
+            form, checked, failures, result = validate_form(quote(forms[form_id]), quote(frames[form_id]), quote(run),
+                                                            quote(sheets), quote(settled.get(form_id)))
             staged[form_id] = (form, checked, failures)
             results.append(result)
             progress.advance("validate")
         progress.step("汇总与计算")
-        building = publish.prepare(db_path, run_id, settings.storage_version)
+        building = publish.prepare(db_path, run.run_id, run.settings.storage_version)
         try:
             # A disk that fills up while the month is built: the same clear message as before the run.
             with publish.writing(db_path):
-                load_and_roll_up(building, period, run_id, started, inbox_path, quote(records), quote(staged),
-                                 flow_run_id, len(reused), fingerprint, json.dumps(reading, sort_keys=True))
+                load_and_roll_up(building, quote(run), quote(records), quote(staged), len(reused), fingerprint)
                 publish_warehouse(building, db_path)
         finally:
             publish.discard(building)
@@ -374,7 +468,7 @@ def roll_up(period: str | None, inbox: str, db: str, full: bool = False) -> dict
             reports = write_reports(db_path, period)
             reminders = write_reminders(db_path, period)
             publish_artifacts(db_path, period, reports)
-            docs = publish_data_docs(quote(results), db_path, f"{period} {run_id}")
+            docs = publish_data_docs(quote(results), db_path, f"{period} {run.run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]
     rows = sum(f.height for _, f, _ in staged.values())
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
@@ -384,7 +478,7 @@ def roll_up(period: str | None, inbox: str, db: str, full: bool = False) -> dict
             f"{', '.join(reports.values())}; {len(sent)} feedback workbooks in {feedback_dir(db_path) / period}")
     log.info("%s", done)
     get_run_logger().info("%s", done)
-    return {"period": period, "run_id": run_id, "files": len(records), "files_rejected": len(rejected_files),
+    return {"period": period, "run_id": run.run_id, "files": len(records), "files_rejected": len(rejected_files),
             "rows": rows, "rows_rejected": rows_rejected,
             "files_reused": len(reused), "feedback": [str(p) for p in sent], "feedback_dir": str(feedback_dir(db_path) / period),
             "data_docs": str(docs), "reports": reports, "reminders": [str(p) for p in reminders]}

@@ -10,6 +10,7 @@ import polars as pl
 from flows.errors import ConfigError
 
 LEVELS = ("city", "county", "township", "village")
+LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
 
 
 def load_units(path: Path) -> pl.DataFrame:

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from flows.errors import ConfigError
 from flows.warehouse.load import fact_sources, made_of
-from flows.outputs.report import LEVEL_ZH, STATUS_ZH, fmt
+from flows.outputs.report import LEVEL_ZH, STATUS_ZH, fmt, read_published
+
 
 def explain(db: Path, indicator: str, unit: str, period: str, limit: int | None = None) -> str:
-    if not db.exists():
-        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return _explain(con, indicator, unit, period, limit)
-    finally:
-        con.close()
+    return read_published(db, period, lambda con, period: _explain(con, indicator, unit, period, limit))
 
 
 def _explain(con, indicator: str, unit: str, period: str, limit: int | None) -> str:

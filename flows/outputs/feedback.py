@@ -13,16 +13,14 @@ import io
 import json
 import os
 import re
-import unicodedata
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import duckdb
 import xlsxwriter
 
-from flows.config import check_period
 from flows.errors import ConfigError, printable
-from flows.outputs.report import owner_only_file
+from flows.outputs.report import display_width, owner_only_file, read_published
 
 UNKNOWN_CODE = "000000000000"
 UNKNOWN_NAME = "未识别报送单位"
@@ -73,25 +71,22 @@ class Problem:
                 self.excel_row or 0, self.severity != "error", self.column or "", self.value or "", self.text)
 
 
+def _problems_and_senders(con: duckdb.DuckDBPyConnection, period: str) -> tuple[list[Problem], dict[str, str]]:
+    # Without a run of the month we cannot tell "no problems" from "not rolled up": refuse
+    # rather than delete feedback that may still be right.
+    if not con.execute("select count(*) from ingest.runs where period = ?", [period]).fetchone()[0]:
+        raise ConfigError(f"the warehouse has no run for {period}; run `shegong run --period {period}` first")
+    problems = _problems(con, period)
+    codes = sorted({p.sender for p in problems} - {UNKNOWN_CODE})
+    names = dict(con.execute("select code, name from ref.units where code in (select unnest(?))",
+                             [codes]).fetchall()) if codes else {}
+    return problems, names
+
+
 def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
     """Write out_dir/<period>/<code>-<name>.xlsx for each sender with problems in the month, from the
     published warehouse (opened read-only); replace that month's earlier feedback files; return the paths."""
-    check_period(period)
-    db = Path(db)
-    if not db.exists():
-        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        # Without a run of the month we cannot tell "no problems" from "not rolled up": refuse
-        # rather than delete feedback that may still be right.
-        if not con.execute("select count(*) from ingest.runs where period = ?", [period]).fetchone()[0]:
-            raise ConfigError(f"the warehouse has no run for {period}; run `shegong run --period {period}` first")
-        problems = _problems(con, period)
-        codes = sorted({p.sender for p in problems} - {UNKNOWN_CODE})
-        names = dict(con.execute("select code, name from ref.units where code in (select unnest(?))",
-                                 [codes]).fetchall()) if codes else {}
-    finally:
-        con.close()
+    problems, names = read_published(Path(db), period, _problems_and_senders)
 
     month_dir = Path(out_dir) / period
     by_sender: dict[str, list[Problem]] = {}
@@ -204,11 +199,6 @@ def _problems(con, period: str) -> list[Problem]:
             for p, s, r, c, v, t, sev, code in rows]
 
 
-def _width(s: str) -> int:
-    # CJK characters take two character cells in Excel's column width units.
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
-
-
 def _counts_line(errors: int, warnings: int) -> str:
     head = f"错误 {errors} 条，警告 {warnings} 条。"
     if errors:
@@ -243,7 +233,7 @@ def _workbook(code: str, name: str, year: int, month: int, problems: list[Proble
     ws.write_string(1, 0, _counts_line(errors, warnings), f_note)
     for c, h in enumerate(HEADER):
         ws.write_string(2, c, h, f_head)
-    widths = [_width(h) for h in HEADER]
+    widths = [display_width(h) for h in HEADER]
     for i, p in enumerate(problems):
         r = FIRST_DATA_ROW + i
         # File and sheet names are the sender's: a control character in one is shown, not obeyed.
@@ -256,7 +246,7 @@ def _workbook(code: str, name: str, year: int, month: int, problems: list[Proble
             # Every text from the warehouse as a string: it may come from a sender's cell.
             if v:
                 ws.write_string(r, c, v, fmt)
-                widths[c] = max(widths[c], max(_width(line) for line in v.splitlines() or [""]))
+                widths[c] = max(widths[c], max(display_width(line) for line in v.splitlines() or [""]))
             else:
                 ws.write_blank(r, c, None, fmt)
         # The row number is ours (an integer), written as a number so Excel shows no

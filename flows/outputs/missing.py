@@ -9,7 +9,7 @@ import duckdb
 
 from flows.config import add_months, load_settings
 from flows.errors import ConfigError
-from flows.outputs.report import LEVEL_ZH, _pad, _width, month_zh, read_published
+from flows.outputs.report import LEVEL_ZH, _pad, display_width, month_zh, read_published
 
 STATUSES_ZH = {"not_received": "未报送", "refused": "报送被拒收", "carried": "沿用往月数据"}
 OWN = "市本级"  # the county column of the city's own forms
@@ -77,7 +77,7 @@ def table(db: Path, period: str, unit: str | None = None) -> str:
     head = ["县（区）", "乡镇（街道）", "单位代码", "单位名称", "报表", "情况", "连续月数", "最近报送", "说明"]
     body = [[r["county_name"] or OWN, r["township_name"] or "—", r["unit_code"], r["unit_name"], r["form"],
              r["status_zh"], str(r["months_in_row"]), r["last_received"] or "—", r["detail_zh"]] for r in rows]
-    widths = [max(_width(b[i]) for b in [head] + body) for i in range(len(head) - 1)]
+    widths = [max(display_width(b[i]) for b in [head] + body) for i in range(len(head) - 1)]
     line = lambda b: "  ".join([_pad(c, widths[i], right=i == 6) for i, c in enumerate(b[:-1])] + [b[-1]])
     lines += [line(head), "  ".join("-" * w for w in widths + [4])] + [line(b) for b in body]
     lines.append("连续月数：连同本月，连续未按时报送（未报送或逾期）的月数；说明：被拒收的文件及原因，或暂沿用的往月数据。")

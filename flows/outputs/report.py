@@ -12,21 +12,22 @@ import duckdb
 
 from flows.config import check_period
 from flows.errors import ConfigError
+from flows.registry import LEVEL_ZH
 
 T = TypeVar("T")
 
 STATUS_ZH = {"met": "达标", "not_met": "未达标", "on_track": "进度正常", "at_risk": "有风险"}
 # Every status as shown in a cell: those judged against a target, and a month no plan covers.
 STATUS_WORDS = STATUS_ZH | {"no_plan": "无规划"}
-LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
 
 
-def _width(s: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+def display_width(text: str) -> int:
+    """Character cells a text takes in a terminal or an Excel column: a Chinese character two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _pad(s: str, w: int, right: bool = False) -> str:
-    gap = " " * max(0, w - _width(s))
+    gap = " " * max(0, w - display_width(s))
     return gap + s if right else s + gap
 
 
@@ -79,10 +80,7 @@ def fmt(v: float | None, unit: str | None) -> str:
 
 
 def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
-    if not db.exists():
-        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
-    con = duckdb.connect(str(db), read_only=True)
-    try:
+    def read(con, period):
         unit = con.execute(
             "select code, name, level from ref.units where code = coalesce(?, (select code from ref.units "
             "where level = 'city' order by code limit 1))", [unit_code]).fetchone()
@@ -93,10 +91,9 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
                       projected, strftime(deadline, '%Y-%m')
                from mart.indicator_values where period = ? and unit_code = ?
                order by headline = 0, headline, target is null, indicator_id""", [period, unit[0]]).fetchall()
-        run = latest_run(con, period)
-        plan = plan_of(con, period) if rows else None
-    finally:
-        con.close()
+        return unit, rows, latest_run(con, period), plan_of(con, period) if rows else None
+
+    unit, rows, run, plan = read_published(db, period, read)
     if not rows:
         raise ConfigError(f"the warehouse has no figures for {period}; run `shegong run --period {period}`")
     head = ["序号", "指标", "当前值", "目标", "差距", "期限", "预计到期", "状态", "单独达标社区"]
@@ -112,7 +109,7 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
             STATUS_WORDS.get(status, "—"),
             "—" if share is None else f"{share:.1f}%",
         ])
-    widths = [max(_width(r[i]) for r in [head] + body) for i in range(len(head))]
+    widths = [max(display_width(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = [f"{unit[1]}（{LEVEL_ZH[unit[2]]}，{unit[0]}）{period} 社会工作专业人才队伍建设指标", plan_line(plan)]
     if run:
         lines.append(run_line(run))
@@ -130,21 +127,17 @@ def indicator_table(db: Path, period: str, unit_code: str | None = None) -> str:
 
 def completeness_table(db: Path, period: str) -> str:
     """Expected, received and on-time reports per county (and the city's own), all forms."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        rows = con.execute("""
+    rows = read_published(db, period, lambda con, period: con.execute("""
             select coalesce(c.county_code, c.unit_code) as code, u.name,
                    count(*), count(*) filter (where received), count(*) filter (where on_time)
             from mart.reporting_completeness c
             join ref.units u on u.code = coalesce(c.county_code, c.unit_code)
             where c.period = ?
-            group by all order by code""", [period]).fetchall()
-    finally:
-        con.close()
+            group by all order by code""", [period]).fetchall())
     head = ["单位", "应报", "已报", "按时", "报送率", "及时率"]
     body = [[name, str(n), str(got), str(on_time), f"{got * 100 / n:.1f}%", f"{on_time * 100 / n:.1f}%"]
             for _, name, n, got, on_time in rows]
-    widths = [max(_width(r[i]) for r in [head] + body) for i in range(len(head))]
+    widths = [max(display_width(r[i]) for r in [head] + body) for i in range(len(head))]
     line = lambda r: "  ".join(_pad(c, widths[i], right=i > 0) for i, c in enumerate(r))
     out = [f"{period} 报送情况（各报表应报单位合计；市本级只含市级报表）", line(head), "  ".join("-" * w for w in widths)]
     return "\n".join(out + [line(r) for r in body])
@@ -197,7 +190,10 @@ def read_published(db: Path, period: str, read: Callable[[duckdb.DuckDBPyConnect
     check_period(period)
     if not Path(db).exists():
         raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
-    con = duckdb.connect(str(db), read_only=True)
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise ConfigError(f"cannot open {db} read-only: {exc}") from exc
     try:
         return read(con, period)
     finally:

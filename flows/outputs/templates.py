@@ -10,7 +10,6 @@ import datetime as dt
 import math
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +18,10 @@ from xlsxwriter.utility import xl_range_abs
 
 from flows.config import SCHEMAS, add_months, check_period, load_settings
 from flows.errors import ConfigError
-from flows.registry import LEVELS, Tree, load_units
+from flows.outputs.report import display_width, read_published
+from flows.registry import LEVEL_ZH, LEVELS, Tree, load_units
 from flows.schemas import Field, Form, load_forms
 
-SENDER_LEVELS = ("city", "county", "township")
-LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
 
 ROSTER_ROWS = 200  # blank rows of a roster: more than any unit's talents
 LIST_EXTRA_ROWS = 50  # blank rows below last month's organisations/institutions, for new ones
@@ -67,61 +65,51 @@ def _previous(db: Path | None, forms: dict[str, Form], period: str) -> dict[str,
     """Last month's counted rows per form id (personal fields never stored, so never read)."""
     if db is None or not Path(db).is_file():
         return {}
-    import duckdb
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise ConfigError(f"cannot open {db} read-only for last month's values: {exc}") from exc
-    prev = add_months(period, -1)
+    return read_published(db, add_months(period, -1), lambda con, prev: _previous_rows(con, forms, prev))
+
+
+def _previous_rows(con, forms: dict[str, Form], prev: str) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
-    try:
-        columns: dict[tuple[str, str], set[str]] = {}
-        for schema, table, column in con.execute(
-                "select table_schema, table_name, column_name from information_schema.columns "
-                "where table_schema in ('staging', 'ingest')").fetchall():
-            columns.setdefault((schema, table), set()).add(column)
-        file_cols = columns.get(("ingest", "files"), set())
-        for form in forms.values():
-            cols = columns.get(("staging", form.table), set())
-            if not {"period", "counted", "unit_code"} <= cols or form.roster:
-                continue
-            # This month's flows (本月…, 本年度…) are never carried over: a template sent back
-            # unchanged would report last month's figures as this month's.
-            names = [f.name for f in form.fields if not f.personal and not f.flow and f.name in cols]
-            select = ", ".join(f's."{n}"' for n in names)
-            params: list = []
-            # Who sent each row, where the warehouse recorded it: keeps the city's SG-05
-            # institutions out of a county's template, and the other way round.
-            if "source_file" in cols and {"period", "path", "sender_code"} <= file_cols:
-                join = ("left join (select path, any_value(sender_code) as sender_code from ingest.files "
-                        "where period = ? group by path) f on f.path = s.source_file")
-                sender = "f.sender_code"
-                params.append(prev)
-            else:
-                join, sender = "", "null"
-            if {"source_file", "source_sheet", "excel_row"} <= cols:
-                order = "s.source_file, s.source_sheet, s.excel_row"  # last month's own order
-            else:
-                order = ", ".join(f's."{k}"' for k in form.key if k in cols) or 's."unit_code"'
+    columns: dict[tuple[str, str], set[str]] = {}
+    for schema, table, column in con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_schema in ('staging', 'ingest')").fetchall():
+        columns.setdefault((schema, table), set()).add(column)
+    file_cols = columns.get(("ingest", "files"), set())
+    for form in forms.values():
+        cols = columns.get(("staging", form.table), set())
+        if not {"period", "counted", "unit_code"} <= cols or form.roster:
+            continue
+        # This month's flows (本月…, 本年度…) are never carried over: a template sent back
+        # unchanged would report last month's figures as this month's.
+        names = [f.name for f in form.fields if not f.personal and not f.flow and f.name in cols]
+        select = ", ".join(f's."{n}"' for n in names)
+        params: list = []
+        # Who sent each row, where the warehouse recorded it: keeps the city's SG-05
+        # institutions out of a county's template, and the other way round.
+        if "source_file" in cols and {"period", "path", "sender_code"} <= file_cols:
+            join = ("left join (select path, any_value(sender_code) as sender_code from ingest.files "
+                    "where period = ? group by path) f on f.path = s.source_file")
+            sender = "f.sender_code"
             params.append(prev)
-            cur = con.execute(f"select {select}, {sender} as _sender_code from staging.{form.table} s {join} "
-                              f"where s.period = ? and s.counted order by {order} nulls last", params)
-            keys = [d[0] for d in cur.description]
-            rows = [dict(zip(keys, r)) for r in cur.fetchall()]
-            for r in rows:
-                r["unit_code"] = None if r["unit_code"] is None else str(r["unit_code"])
-            out[form.id] = rows
-    finally:
-        con.close()
+        else:
+            join, sender = "", "null"
+        if {"source_file", "source_sheet", "excel_row"} <= cols:
+            order = "s.source_file, s.source_sheet, s.excel_row"  # last month's own order
+        else:
+            order = ", ".join(f's."{k}"' for k in form.key if k in cols) or 's."unit_code"'
+        params.append(prev)
+        cur = con.execute(f"select {select}, {sender} as _sender_code from staging.{form.table} s {join} "
+                          f"where s.period = ? and s.counted order by {order} nulls last", params)
+        keys = [d[0] for d in cur.description]
+        rows = [dict(zip(keys, r)) for r in cur.fetchall()]
+        for r in rows:
+            r["unit_code"] = None if r["unit_code"] is None else str(r["unit_code"])
+        out[form.id] = rows
     return out
 
 
 # --- cells ------------------------------------------------------------------------------------------
-
-def _width(text: str) -> int:
-    """Display width: a Chinese character takes two columns."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
 
 def _cell(f: Field, value):
     """A stored value as the sender would type it; None stays blank (never 0)."""
@@ -142,14 +130,14 @@ def _cell(f: Field, value):
     return str(value)
 
 
-_NUMERIC = {"integer", "number", "percent", "year"}
 _DEFAULT_WIDTH = {"code": 15, "id_number": 21, "credit_code": 21, "date": 12, "year": 8, "integer": 9,
                   "number": 10, "percent": 9, "yesno": 7, "multi": 24, "personal": 13, "text": 16, "enum": 8}
 
 
 def _column_width(f: Field, values: list) -> int:
-    longest = max([_width(str(v)) for v in values if v is not None] + [_width(v) for v in f.values[:40]] + [0])
-    width = max(math.ceil(_width(f.header) / 2) + 2, _DEFAULT_WIDTH.get(f.type, 12), longest + 2)
+    longest = max([display_width(str(v)) for v in values if v is not None]
+                  + [display_width(v) for v in f.values[:40]] + [0])
+    width = max(math.ceil(display_width(f.header) / 2) + 2, _DEFAULT_WIDTH.get(f.type, 12), longest + 2)
     return min(width, 40)
 
 
@@ -308,7 +296,7 @@ def _write_sheet(book: _Book, plan: _Plan, city: str, sender_name: str, period: 
     for c, f in enumerate(fields):
         width = _column_width(f, [row[c] for row in cells])
         if c < len(meta):
-            width = max(width, _width(meta[c]) + 2)
+            width = max(width, display_width(meta[c]) + 2)
         # The column's own format reaches rows below the formatted block: a code typed there stays text.
         ws.set_column(c, c, min(width, 40), book.data_format(f))
 
@@ -351,7 +339,7 @@ def _write_sheet(book: _Book, plan: _Plan, city: str, sender_name: str, period: 
 # --- the instruction sheet ---------------------------------------------------------------------------
 
 def _row_height(text: str, width: int) -> float:
-    lines = sum(max(1, math.ceil(_width(part) / max(width - 1, 1))) for part in text.split("\n"))
+    lines = sum(max(1, math.ceil(display_width(part) / max(width - 1, 1))) for part in text.split("\n"))
     return 15 * lines + 3
 
 

@@ -21,20 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flows.validate import vendor
+from flows.validate.suites import _gx
 
 log = logging.getLogger("shegong")
 
 STORE = ".gx-store"
 SITE_NAME = "local_site"
-
-
-def _gx():
-    # Same guard as flows.validate.suites: no telemetry, whichever module imports GX first.
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
-    # Pins its own logger at INFO; nothing here is news for whoever runs the month.
-    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
-    return gx
 
 
 @contextmanager

@@ -17,11 +17,12 @@ from pathlib import Path
 import polars as pl
 
 from flows import schemas
+from flows.config import month_end
+from flows.registry import LEVEL_ZH
 from flows.schemas import MONTH_END, Field, Form, Rule
 
 log = logging.getLogger("shegong")
 
-LEVEL_ZH = {"city": "市", "county": "县（区）", "township": "乡镇（街道）", "village": "村（社区）"}
 TYPE_ZH = {
     "code": "12位数字代码（请把该列设为文本格式后填写）",
     "integer": "不小于0的整数",
@@ -83,14 +84,47 @@ def context():
     return _CONTEXT
 
 
-def checks_for(form: Form, tree, period: str) -> list[Check]:
-    """The expectations of a form for a month, generated from its schema and the registry."""
+# A month's own values in its suite's expectations, given at each validation ($PARAMETER): the
+# suite is then the same every month, built once per process (see `suite`).
+MONTH_END_DATE, MONTH_END_YEAR = "month_end", "month_end_year"
+
+
+def month_parameters(period: str) -> dict:
+    """The values of a month's suite parameters: its last day (dates reach GX as pandas
+    timestamps, which compare with a datetime, not a date) and its year (years are numbers)."""
+    end = month_end(period)
+    return {MONTH_END_DATE: dt.datetime.combine(end, dt.time()), MONTH_END_YEAR: end.year}
+
+
+_SUITES: dict[str, tuple[object, list[Check]]] = {}
+
+
+def suite(form: Form) -> tuple[object, list[Check]]:
+    """The form's GX suite and its checks in the suite's order, built once per process and form:
+    the same for every month (the month comes in as parameters) and every registry (looked up in
+    `derive`). Keyed by the whole form as loaded (its repr holds every field, rule and bound)."""
+    key = repr(form)
+    if key not in _SUITES:
+        gx = _gx()
+        context()  # a suite needs GX's current context to exist
+        checks = checks_for(form)
+        built = gx.ExpectationSuite(name=f"{form.table}")
+        for i, c in enumerate(checks):
+            # Results do not come back in the suite's order: each carries its check's index.
+            c.expectation.meta = {"check": i}
+            built.add_expectation(c.expectation)
+        _SUITES[key] = (built, checks)
+    return _SUITES[key]
+
+
+def checks_for(form: Form) -> list[Check]:
+    """The expectations of a form, generated from its schema."""
     gx = _gx()
     E = gx.expectations
     from great_expectations.expectations.row_conditions import Column
     out: list[Check] = []
     for f in form.fields:
-        out += _bound_checks(E, f, period)
+        out += _bound_checks(E, f)
         out.append(Check(E.ExpectColumnValuesToBeInSet(column=f"{f.name}__ok", value_set=[True]),
                          "type", f.name, "error", _type_message(f)))
         if f.required:
@@ -139,13 +173,7 @@ def checks_for(form: Form, tree, period: str) -> list[Check]:
     return out
 
 
-def month_end(period: str) -> dt.date:
-    """The last day of a YYYY-MM month."""
-    y, m = map(int, period.split("-"))
-    return dt.date(y + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
-
-
-def _bound_checks(E, f: Field, period: str) -> list[Check]:
+def _bound_checks(E, f: Field) -> list[Check]:
     """The hard bounds of a field (errors) and its absolute soft bound (a warning), from the
     schema's `bounds`. Bounds against the registry's population and the unit's last month need
     other months and the roll-up: they are sql/checks, run with the roll-up."""
@@ -154,11 +182,9 @@ def _bound_checks(E, f: Field, period: str) -> list[Check]:
         out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, min_value=b.min), "min", f.name, "error",
                          f"「{{header}}」为 {{value}}，不应小于 {b.min:g}；请核对"))
     if b.max == MONTH_END:
-        end = month_end(period)
-        # Dates reach GX as pandas timestamps, which compare with a datetime (not a date); years as numbers.
-        limit = dt.datetime.combine(end, dt.time()) if f.type == "date" else end.year
+        limit = {"$PARAMETER": MONTH_END_DATE if f.type == "date" else MONTH_END_YEAR}
         out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, max_value=limit), "after_month", f.name,
-                         "error", f"「{{header}}」为 {{value}}，晚于报送月份（{end.year}年{end.month}月）；"
+                         "error", "「{header}」为 {value}，晚于报送月份（{month_zh}）；"
                                   f"{'日期' if f.type == 'date' else '年份'}不能在报送月份之后，请核对"))
     elif b.max is not None:
         out.append(Check(E.ExpectColumnValuesToBeBetween(column=f.name, max_value=b.max), "max", f.name, "error",
@@ -249,7 +275,7 @@ def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str,
     frame = derive(form, frame, tree, sheets)
     files, known = settled if settled else (set(), pl.DataFrame(schema=FAILURE_SCHEMA))
     todo = frame.filter(~pl.col("_file").is_in(list(files))) if files else frame
-    failures, result = _run_suite(form, todo, tree, sheets, period) if todo.height else ([], None)
+    failures, result = _run_suite(form, todo, sheets, period) if todo.height else ([], None)
     fail = pl.DataFrame(failures, schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32}, orient="row") if failures \
         else pl.DataFrame(schema=FAILURE_SCHEMA | {"_row_id": pl.UInt32})
     if known.height:
@@ -265,19 +291,12 @@ def validate(form: Form, frame: pl.DataFrame, tree, sheets: dict[tuple[str, str,
     return frame, fail.drop("_row_id"), result
 
 
-def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict, period: str) -> tuple[list[tuple], object]:
+def _run_suite(form: Form, frame: pl.DataFrame, sheets: dict, period: str) -> tuple[list[tuple], object]:
     """The form's GX suite over the frame: a failure tuple (FAILURE_SCHEMA, then _row_id) for each
     failing check of a row, and the GX result."""
     headers = {k: v.get("headers", {}) for k, v in sheets.items()}
-    checks = checks_for(form, tree, period)
-    gx = _gx()
-    ctx = context()
-    suite = gx.ExpectationSuite(name=f"{form.table}")
-    for i, c in enumerate(checks):
-        # Results do not come back in the suite's order: each carries its check's index.
-        c.expectation.meta = {"check": i}
-        suite.add_expectation(c.expectation)
-    ds = ctx.data_sources.get("months")
+    form_suite, checks = suite(form)
+    ds = context().data_sources.get("months")
     try:
         asset = ds.get_asset(form.table)
     except LookupError:
@@ -288,9 +307,9 @@ def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict, period: str)
         batch_def = asset.add_batch_definition_whole_dataframe("month")
     gx_frame = frame.drop([c for c in frame.columns if frame.schema[c] == pl.List(pl.String)]).to_pandas()
     batch = batch_def.get_batch(batch_parameters={"dataframe": gx_frame})
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE",
-                                                  "unexpected_index_column_names": ["_row_id"],
-                                                  "return_unexpected_index_query": False})
+    result = batch.validate(form_suite, expectation_parameters=month_parameters(period),
+                            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row_id"],
+                                           "return_unexpected_index_query": False})
     for res in result.results:
         if not res.success and (error := _raised(res.exception_info)):
             check = checks[res.expectation_config.meta["check"]]
@@ -306,7 +325,7 @@ def _run_suite(form: Form, frame: pl.DataFrame, tree, sheets: dict, period: str)
             continue
         for item in res.result.get("unexpected_index_list") or []:
             row = by_id[int(item["_row_id"])]
-            failures.append(_failure(form, check, row, headers))
+            failures.append(_failure(form, check, row, headers, period))
     # A warning on a cell that has an error already (far too large is also unusually large) is no news.
     field, severity = list(FAILURE_SCHEMA).index("field"), list(FAILURE_SCHEMA).index("severity")
     wrong = {(f[-1], f[field]) for f in failures if f[severity] == "error"}
@@ -341,7 +360,7 @@ def _same_name(sent: str, registered: str) -> bool:
     return sent.replace(" ", "") in (registered, short, short + "居委会", short + "村委会")
 
 
-def _failure(form: Form, check: Check, row: dict, headers) -> tuple:
+def _failure(form: Form, check: Check, row: dict, headers, period: str) -> tuple:
     sheet_headers = headers.get((row["_file"], row["_sheet"], row["_header_row"]), {})
     header = sheet_headers.get(check.field, form.field(check.field).header)
     f = form.field(check.field)
@@ -355,8 +374,9 @@ def _failure(form: Form, check: Check, row: dict, headers) -> tuple:
     if check.other:
         other_header = sheet_headers.get(check.other, form.field(check.other).header)
         other_value = _display(row.get(check.other))
+    year, month = map(int, period.split("-"))
     body = check.message.format(header=header, value=value, other_header=other_header, other_value=other_value,
-                                sender=row.get("_sender") or "")
+                                month_zh=f"{year}年{month}月", sender=row.get("_sender") or "")
     message = f"文件「{row['_file']}」工作表「{row['_sheet']}」第 {row['_row']} 行：{body}"
     return (form.id, row["_file"], row["_sheet"], row["_row"], check.field, header, value, check.rule,
             check.severity, message, body, row["_row_id"])
