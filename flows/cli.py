@@ -43,6 +43,8 @@ def cmd_run(args) -> int:
         from flows.config import load_settings, previous_month
         months.append(previous_month(load_settings()))  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))  # before Prefect is imported: a refusal comes at once
+    from flows import server
+    print(server.for_run(), flush=True)  # before Prefect is imported, which reads PREFECT_API_URL
     from flows.monthly import monthly_rollup
     from flows.outputs.report import completeness_table, indicator_table
     _quiet_known_errors()
@@ -151,6 +153,27 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_server(args) -> int:
+    from flows import server
+    if args.action == "start":
+        state, started = server.start(args.host, args.port)
+        print(f"Prefect 服务器{'已启动' if started else '已在运行'}：界面 {state['url']}，API {state['api']}"
+              f"（进程 {state['pid']}，日志 {state['log']}）；shegong run 将使用它")
+        return 0
+    if args.action == "stop":
+        state = server.stop()
+        print(f"Prefect 服务器已停止（{state['url']}，进程 {state['pid']}）" if state else
+              "没有由 shegong server start 启动的 Prefect 服务器")
+        return 0
+    state = server.running()
+    if state:
+        print(f"Prefect 服务器运行中：界面 {state['url']}，API {state['api']}（进程 {state['pid']}，"
+              f"自 {state['started']}，日志 {state['log']}）")
+        return 0
+    print(f"没有运行中的 Prefect 服务器（{server.state_file()}）；shegong run 将启动临时服务器")
+    return 3
+
+
 def cmd_explain(args) -> int:
     from flows.outputs.explain import explain
     print(explain(Path(args.db), args.indicator, args.unit, args.period, args.limit))
@@ -248,6 +271,13 @@ def parser() -> argparse.ArgumentParser:
                         "with its registry and settings.toml written into --inbox (default data/province)")
     g.add_argument("--period", help="the month of a province sample, YYYY-MM (default 2025-06)")
     g.set_defaults(func=cmd_sample)
+
+    sv = sub.add_parser("server", help="start, stop or show a Prefect server in the background (its UI shows the "
+                                       "runs; `shegong run` uses it instead of a temporary server)")
+    sv.add_argument("action", choices=("start", "stop", "status"))
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    sv.add_argument("--port", type=int, help="port (default: a free one)")
+    sv.set_defaults(func=cmd_server)
 
     e = sub.add_parser("explain", help="the units, rows and files behind an indicator's value")
     e.add_argument("indicator", help="indicator id, e.g. urban_community_talent_avg")

@@ -15,7 +15,7 @@ import pytest
 from flows.tools import bench
 from flows.ingest import sandbox
 from flows.ingest.discover import discover
-from flows.tools.sample import TILE_VILLAGES, _tiles, province_tree
+from flows.tools.sample import TILE_VILLAGES, province_tree, tiles
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -36,8 +36,8 @@ def test_province_tree_has_the_size_and_shape_asked_for():
     assert len(set(named)) == len(named)  # senders are found by name
     assert sum(p["registered_population"] for p in pops[1:]) == pops[0]["registered_population"]
     assert province_tree() == (units, pops)  # deterministic from the seed
-    tiles = _tiles(units)
-    assert sorted(c for t in tiles for c in t) == sorted(u["code"] for u in units if u["level"] == "county")
+    groups = tiles(units)
+    assert sorted(c for t in groups for c in t) == sorted(u["code"] for u in units if u["level"] == "county")
 
 
 def test_the_pool_reads_exactly_what_one_process_reads(tmp_path):

@@ -1,10 +1,13 @@
 """The `shegong` command as the bureau runs it: a separate process, its own Prefect server."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from conftest import INBOX
@@ -23,7 +26,9 @@ def test_run_prints_the_city_table_quietly(tmp_path):
     shutil.copytree(INBOX, tmp_path / "inbox")
     p = run("run", "--period", "2024-03", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "w.duckdb"))
     assert p.returncode == 0, p.stderr
-    lines = p.stdout.splitlines()
+    prefect_line, *lines = p.stdout.splitlines()
+    # No PREFECT_API_URL and no server left running by `shegong server start`: a temporary one.
+    assert prefect_line == "Prefect：本次运行启动临时服务器（常驻服务器见 shegong server start）"
     assert lines[0] == (f"2024-03: 文件 9 个（无法读取 2），数据行 32 行（未通过校验 4），问题反馈表 3 份："
                         f"{tmp_path / 'feedback' / '2024-03'}/")
     reports = tmp_path / "reports" / "2024-03"
@@ -72,3 +77,76 @@ def test_keygen_makes_an_owner_only_key_once(tmp_path):
     content = key.read_text()
     assert run("keygen", "--file", str(key)).stdout.startswith("kept existing")
     assert key.read_text() == content and len(content.strip()) == 64
+
+
+def _api(api: str, path: str) -> list[dict]:
+    request = urllib.request.Request(f"{api}{path}", data=b"{}", headers={"Content-Type": "application/json"},
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")  # reaped soon by init
+    except (OSError, IndexError):
+        return True
+
+
+def test_a_server_left_running_is_used_by_runs_until_stopped(tmp_path):
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(home)
+    started = run("server", "start", env=env)
+    state_file = home / "shegong-server.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    try:
+        assert started.returncode == 0, started.stderr
+        url, api, pid = state["url"], state["api"], state["pid"]
+        assert api == url + "/api" and url.startswith("http://127.0.0.1:")
+        assert started.stdout == (f"Prefect 服务器已启动：界面 {url}，API {api}（进程 {pid}，日志 "
+                                  f"{home / 'shegong-server.log'}）；shegong run 将使用它\n")
+        status = run("server", "status", env=env)
+        assert status.returncode == 0 and status.stdout.startswith(f"Prefect 服务器运行中：界面 {url}，API {api}（进程 {pid}，")
+        again = run("server", "start", env=env)
+        assert again.returncode == 0 and again.stdout.startswith(f"Prefect 服务器已在运行：界面 {url}，API {api}（进程 {pid}，")
+
+        shutil.copytree(INBOX, tmp_path / "inbox")
+        p = run("run", "--period", "2024-03", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "w.duckdb"),
+                env=env)
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        assert lines[0] == f"Prefect：使用 shegong server start 启动的服务器 {api}（界面 {url}）"
+        assert lines[1].startswith("2024-03: 文件 9 个（无法读取 2），数据行 32 行（未通过校验 4）")
+        # The run is the server's, as its UI shows it: one completed flow run of the month.
+        assert [f["name"] for f in _api(api, "/flows/filter")] == ["monthly-rollup"]
+        runs = _api(api, "/flow_runs/filter")
+        assert [(r["state_type"], r["parameters"].get("period")) for r in runs] == [("COMPLETED", "2024-03")]
+    finally:
+        stopped = run("server", "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == f"Prefect 服务器已停止（{url}，进程 {pid}）\n"
+    deadline = time.monotonic() + 30
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _gone(pid) and not state_file.exists()
+    status = run("server", "status", env=env)
+    assert status.returncode == 3
+    assert status.stdout == f"没有运行中的 Prefect 服务器（{state_file}）；shegong run 将启动临时服务器\n"
+    assert run("server", "stop", env=env).stdout == "没有由 shegong server start 启动的 Prefect 服务器\n"
+
+
+def test_a_run_falls_back_to_a_temporary_server_when_the_one_left_running_is_gone(tmp_path, monkeypatch):
+    """A state file whose server died with the machine: the run starts a temporary server (the
+    first test shows such a run) and the stale file goes."""
+    from flows import server
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    (tmp_path / "shegong-server.json").write_text(json.dumps(
+        {"pid": dead.pid, "url": "http://127.0.0.1:9", "api": "http://127.0.0.1:9/api", "log": "x", "started": "x"}))
+    assert server.for_run() == "Prefect：本次运行启动临时服务器（常驻服务器见 shegong server start）"
+    assert "PREFECT_API_URL" not in os.environ and not (tmp_path / "shegong-server.json").exists()
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert server.for_run() == "Prefect：使用 PREFECT_API_URL 指定的服务器 http://127.0.0.1:9/api"

@@ -249,7 +249,7 @@ def correct_files(inbox: Path, period: str, share: float) -> int:
     """Replace `share` of the month's readable files (evenly spaced, at least one) by corrections:
     a note row added under the data, and a modification time a day later, as a resent file has."""
     from flows.ingest.discover import discover
-    from flows.tools.sample import _write_xls, _write_xlsx
+    from flows.tools.sample.files import write_xls, write_xlsx
     import python_calamine
     files = [p for p in discover(inbox, period) if p.suffix in (".xlsx", ".xls", ".csv")]
     want = max(1, round(len(files) * share))
@@ -269,7 +269,7 @@ def correct_files(inbox: Path, period: str, share: float) -> int:
                          for n in wb.sheet_names]
                 name, grid = grids[0]
                 grids[0] = (name, grid + [[], ["备注：更正后重新报送"]])
-                (_write_xlsx if path.suffix == ".xlsx" else _write_xls)(path, grids)
+                (write_xlsx if path.suffix == ".xlsx" else write_xls)(path, grids)
         except Exception:  # noqa: BLE001 - the note saved as .xlsx: not a spreadsheet, not corrected
             continue
         os.utime(path, (when, when))
