@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from flows.config import add_months, check_period
-from flows.ingest.values import credit_code_valid, id_number_valid
+from flows.ingest.convert import credit_code_valid, id_number_valid
 from flows.registry import Tree, load_population, load_units
 from flows.tools.sample.scenario import (ADDRESS_CODE, BASELINE_MONTH, CERTIFIED, CHARITY_FUNDS,
                                          CITY_SUPPORT_CENTRE_OPENS, CITY_TALENTS,
