@@ -4,6 +4,7 @@ tables they summarise (fixture month 2024-03, whose hand-computed figures are in
 and test_indicators.py); and the roll-up's build order, derived from what each query reads."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import duckdb
@@ -174,3 +175,25 @@ def test_completeness_view_sums_the_mart(con):
     areas = {r[0] for r in con.execute("select distinct area_name from analysis.completeness").fetchall()}
     assert areas == {r[0] for r in con.execute(
         "select name from ref.units where level in ('city', 'county')").fetchall()}
+
+
+def test_period_start_is_the_first_day_of_period_wherever_period_is(con):
+    tables = con.execute(
+        "select schema_name || '.' || table_name from duckdb_columns() where column_name = 'period' "
+        "and schema_name in ('staging', 'intermediate', 'mart') order by 1").fetchall()
+    assert len(tables) >= 13
+    for (table,) in tables:
+        wrong = con.execute(f"select count(*) from {table} "
+                            f"where period_start is distinct from cast(period || '-01' as date)").fetchone()[0]
+        assert (table, wrong) == (table, 0)
+    assert con.execute("select distinct period_start from mart.indicator_values").fetchall() == \
+        [(dt.date(2024, 3, 1),)]
+
+
+def test_an_older_warehouse_gains_period_start_for_its_months():
+    from flows.warehouse.load import add_new_columns
+    con = duckdb.connect()
+    con.execute("create table t as select * from (values ('2024-01', 1), ('2023-12', 2)) as v(period, x)")
+    add_new_columns(con, "t", "select '2024-02' as period, date '2024-02-01' as period_start, 3 as x, 'y' as y")
+    assert con.execute("select period, period_start, x, y from t order by x").fetchall() == [
+        ("2024-01", dt.date(2024, 1, 1), 1, None), ("2023-12", dt.date(2023, 12, 1), 2, None)]

@@ -28,7 +28,8 @@ FOLDERS = {"ref": "ref", "ingest": "ingest", "staging": "staging", "intermediate
 # The folders whose queries the roll-up builds, each query the table (or, in analysis, the view)
 # named after its file.
 BUILT = ("intermediate", "marts", "analysis")
-# What a form's table shares with every other form's: one .toml for all of them.
+# The forms' own tables, one per form and schema: schema -> (what the table's name adds before
+# the form's `table`, the .toml that comments all of them).
 FORM_TABLES = {"staging": ("", "form"), "ingest": ("read_", "read_form")}
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -131,8 +132,9 @@ def toml_path(relation: str, form: Form | None = None) -> Path:
 def form_of(relation: str, forms: dict[str, Form]) -> Form | None:
     """The form whose table `relation` is, if it is one (staging.sg01, ingest.read_sg01)."""
     schema, name = relation.split(".")
-    prefix = FORM_TABLES.get(schema, (None,))[0]
-    return next((f for f in forms.values() if prefix is not None and name == prefix + f.table), None)
+    if schema not in FORM_TABLES:
+        return None
+    return next((f for f in forms.values() if name == FORM_TABLES[schema][0] + f.table), None)
 
 
 def comments(relation: str, form: Form | None = None) -> tuple[str, dict[str, str]]:

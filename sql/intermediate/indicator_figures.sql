@@ -3,7 +3,7 @@
 -- Definitions are data (ref.indicators, from data/plan/<plan id>/indicators.toml): an indicator is
 -- a numerator and an optional denominator among the columns of intermediate.unit_rollup, times a
 -- scale. Values are unrounded, in the plan's own unit (rule 7).
--- Each month is judged against the plan in force (flows/rollup.py sets plan_id); a month no plan
+-- Each month is judged against the plan in force (flows/warehouse/rollup.py sets plan_id); a month no plan
 -- covers has its values computed with the indicators of the nearest plan (indicator_plan), and no
 -- target, comparison, type or deadline: never an earlier plan's stale deadline.
 with rolled_up as (

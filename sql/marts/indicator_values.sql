@@ -9,12 +9,6 @@ this_month as (
     select * from figures where period = getvariable('period')
 ),
 
--- Status against the deadline. Due (the month is the deadline's or later): met or not_met.
--- Not yet due: a straight line fitted by least squares to this unit's values of the last 12
--- months (this one included, at least 3 of them) is extended to the deadline month; on_track
--- if that projection meets the target or the value already does and is not falling, at_risk
--- otherwise. With fewer than 3 months the value as it stands decides. A month no plan covers
--- (flows/rollup.py sets no_plan) has status no_plan throughout, and no target.
 -- Carried rows (a sender that sent nothing this month, see sql/staging/carry_forward.sql):
 -- for each indicator, how many units of the subtree its figures took from an earlier month.
 carried_rows as (
@@ -42,6 +36,12 @@ carried as (
     group by all
 ),
 
+-- Status against the deadline. Due (the month is the deadline's or later): met or not_met.
+-- Not yet due: a straight line fitted by least squares to this unit's values of the last 12
+-- months (this one included, at least 3 of them) is extended to the deadline month; on_track
+-- if that projection meets the target or the value already does and is not falling, at_risk
+-- otherwise. With fewer than 3 months the value as it stands decides. A month no plan covers
+-- (flows/warehouse/rollup.py sets no_plan) has status no_plan throughout, and no target.
 history as (
     select unit_code, indicator_id, period_start, value
     from figures
