@@ -19,7 +19,7 @@ def run(*args, env=None, cwd=None):
     env = {k: v for k, v in (env or os.environ).items() if not k.startswith("PREFECT_API")}
     # Its own temporary server, which on a loaded machine can take longer than Prefect's 20 s to start.
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    return subprocess.run([str(SHEGONG), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run([str(SHEGONG), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
 
 
 def test_run_prints_the_city_table_quietly(tmp_path):
