@@ -225,3 +225,15 @@ def test_id_numbers_checked_by_column_as_one_by_one():
     assert got["sex_from_id"].to_list() == [id_sex(s) if v else None for s, v in zip(ids, want_valid)]
     assert got["birth_year"].to_list() == [int(s[6:10]) if v else None for s, v in zip(ids, want_valid)]
     assert got["id_number"].to_list() == [pii.person_key(key, s) if s else None for s in ids]
+
+
+def test_one_reader_process_reads_file_after_file():
+    """The sandboxed reader process is started once and kept across files (a file that kills it
+    costs only its own process: test_hostile)."""
+    from flows.ingest import sandbox
+    pids = []
+    for rel in ("东区/东区民政局3月.xlsx", "东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx", "米易县/攀莲镇2024年3月社工报表.xls"):
+        record, _ = read(rel)
+        assert record.status == "read"
+        pids.append(sandbox._READER.proc.pid)
+    assert len(set(pids)) == 1 and sandbox._READER.proc.poll() is None
