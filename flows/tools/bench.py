@@ -488,7 +488,7 @@ def table(results: list[dict]) -> str:
                 label = f"rerun, {n} file{'s' * (n != 1)} corrected"
             elif phase == "backfill":
                 wall = ratios(r)["backfill_month"]
-                label = f"backfill, a month (median of {len(m['walls'])})"
+                label = f"backfill, a month (median of months 2-{len(m['walls'])})"
             elif phase == "naive" and m["files"] < m["files_total"]:
                 label = f"GX per file (naive), extrapolated from {m['files']:,} of {m['files_total']:,} files"
             cpu = m["cpu"] / m["process_wall"]
