@@ -101,7 +101,8 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
     # Each `shegong run` says which server it used: the first a temporary one, the second the one started.
     assert r["cli"]["stdout"].startswith("Prefect：本次运行启动临时服务器")
     assert r["cli_server"]["stdout"].startswith("Prefect：使用 shegong server start 启动的服务器 http://127.0.0.1:")
-    assert r["backfill"]["months"] == ["2025-05", "2025-06"] and len(r["backfill"]["walls"]) == 2
+    walls = r["backfill"]["walls"]
+    assert r["backfill"]["months"] == ["2025-04", "2025-05", "2025-06"] and len(walls) == 3
     q = bench.ratios(r)
     assert q["ours_over_floor"] == r["ours"]["wall"] / r["floor"]["wall"]
     assert q["ours_over_pandas_read"] == r["ours"]["wall"] / r["pandas_read"]["wall"]
@@ -109,8 +110,9 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
     assert q["rerun_over_full"] == r["rerun"]["wall"] / r["ours"]["wall"]
     assert q["read_over_floor"] == r["read"]["wall"] / r["floor"]["wall"]
     assert q["cli_over_plain"] == r["cli"]["wall"] / r["plain"]["wall"]
-    assert q["backfill_month"] == r["backfill"]["walls"][1]
-    assert q["demo_estimate"] == r["cli"]["wall"] + 40 * r["backfill"]["walls"][1]
+    assert q["backfill_month"] == max(walls[1:])  # the median of months 2 and 3, taken as the higher
+    assert q["demo_estimate"] == r["cli"]["wall"] + 40 * max(walls[1:])
+    assert q["last_over_second"] == walls[2] / walls[1]
     assert r["read"]["rows"] == r["ours"]["rows"]  # the read task reads what the flow counts
     line = next(line for line in out.splitlines() if line.startswith("tiny: ours/floor "))
     assert f"ours/floor {q['ours_over_floor']:.2f}x" in line

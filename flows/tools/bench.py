@@ -37,7 +37,7 @@ SCALES = ("tiny", "city", "province")
 # of files and its time is extrapolated linearly to the month (the table says so).
 NAIVE_SAMPLE = {"tiny": None, "city": None, "province": 20}
 # Months of the backfill phase (city scales), ending at PERIOD: make demo's 41 are estimated from them.
-BACKFILL = {"tiny": 2, "city": 6}
+BACKFILL = {"tiny": 3, "city": 6}  # at least 3: the last month is compared with the second
 DEMO_MONTHS = 41
 FLOOR_PROCESSES = 2
 LATE_SHARE = 0.01
