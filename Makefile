@@ -58,9 +58,10 @@ test: $(STAMP) $(TOOLS)/duckdb-$(OLD_DUCKDB)/.installed browser
 clean-demo:
 	rm -rf data/inbox data/warehouse.duckdb data/warehouse.duckdb.lock
 
-# A month at city and province scale: ours, a 1 %-late rerun, the read floor and a naive script,
-# with wall time, files/s, rows/s, peak memory and the ratios (README, Performance). Not a test:
-# BENCH_SCALE=tiny proves it works in a minute; BENCH_ARGS="--task-runner dask" runs it on Dask.
+# A month at city and province scale: ours (the flow, `shegong run` as a user runs it, a 1 %-late
+# rerun, a backfill), the read floor, a pandas read loop and the plain pandas baseline, with wall
+# time, files/s, rows/s, peak memory, the ratios and issue 17's targets (README, Performance). Not
+# a test: BENCH_SCALE=tiny proves it works; BENCH_ARGS="--task-runner dask" runs it on Dask.
 BENCH_SCALE ?= city,province
 bench: $(STAMP)
 	$(BIN)/python -m flows.tools.bench --scale $(BENCH_SCALE) $(BENCH_ARGS)
