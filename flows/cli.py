@@ -44,7 +44,9 @@ def cmd_run(args) -> int:
         months.append(previous_month(load_settings()))  # as the schedule does
     _preflight(Path(args.inbox), Path(args.db))  # before Prefect is imported: a refusal comes at once
     from flows import server
-    print(server.for_run(), flush=True)  # before Prefect is imported, which reads PREFECT_API_URL
+    # Chosen before Prefect is imported, which reads PREFECT_API_URL; said with the results, so that
+    # a refused or interrupted run prints nothing on stdout (its one line is on stderr).
+    server_line = server.for_run()
     from flows.monthly import monthly_rollup
     from flows.outputs.report import completeness_table, indicator_table
     _quiet_known_errors()
@@ -57,6 +59,7 @@ def cmd_run(args) -> int:
             print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"
                   f"（未通过校验 {s['rows_rejected']}），问题反馈表 {len(s['feedback'])} 份"
                   + (f"：{s['feedback_dir']}/" if s["feedback"] else ""))
+    print(server_line)
     print(f"月报：{'，'.join(s['reports'].values())}")
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:

@@ -99,8 +99,8 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
     for phase in ("cli", "cli_server", "ours", "rerun", "backfill", "read", "floor", "pandas_read", "plain", "naive"):
         assert r[phase]["wall"] > 0 and r[phase]["peak_bytes"] > 0, phase
     # Each `shegong run` says which server it used: the first a temporary one, the second the one started.
-    assert r["cli"]["stdout"].startswith("Prefect：本次运行启动临时服务器")
-    assert r["cli_server"]["stdout"].startswith("Prefect：使用 shegong server start 启动的服务器 http://127.0.0.1:")
+    assert "\nPrefect：本次运行启动临时服务器" in r["cli"]["stdout"]
+    assert "\nPrefect：使用 shegong server start 启动的服务器 http://127.0.0.1:" in r["cli_server"]["stdout"]
     walls = r["backfill"]["walls"]
     assert r["backfill"]["months"] == ["2025-04", "2025-05", "2025-06"] and len(walls) == 3
     q = bench.ratios(r)

@@ -42,7 +42,7 @@ from flows.tools.sample.scenario import (ADDRESS_CODE, BASELINE_MONTH, CERTIFIED
                                          URBAN_SECRETARY_CERTIFIED, YI_NAMES)
 
 # ---------------------------------------------------------------------------------------------
-# Check characters: the one the reader's own check accepts (flows/ingest/values.py), so that the
+# Check characters: the one the reader's own check accepts (flows/ingest/convert.py), so that the
 # sample and the validator cannot disagree about what a valid number is.
 # ---------------------------------------------------------------------------------------------
 def id_check_digit(body17: str) -> str:
