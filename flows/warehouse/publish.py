@@ -111,7 +111,7 @@ class _Held:
             raise WarehouseOpenError(
                 f"the warehouse {db} is open read-write in another process"
                 + (f" (PID {pid})" if pid > 0 else "") + ", so a run cannot publish a month in it. "
-                f"Ask whoever has it open to close it, and run again; analysts open it read-only "
+                "Ask whoever has it open to close it, and run again; analysts open it read-only "
                 "(duckdb -readonly, or duckdb.connect(path, read_only=True)). The published warehouse is unchanged.")
         try:
             refuse_wal(db)
