@@ -297,18 +297,18 @@ def feedback_dir(db: Path) -> Path:
 
 
 @task(cache_policy=NONE)
-def write_reports(db: Path, period: str) -> dict[str, str]:
+def write_reports(db: Path, period: str, settings: Settings) -> dict[str, str]:
     """The month's report for the bureau, an xlsx workbook and a self-contained HTML page, in
     <db dir>/reports/<period>/, from the published warehouse."""
     out = workbook.report_dir(db, period)
-    return {"工作簿": str(workbook.write_workbook(db, period, out)),
-            "网页": str(webpage.write_page(db, period, out))}
+    return {"工作簿": str(workbook.write_workbook(db, period, out, settings)),
+            "网页": str(webpage.write_page(db, period, out, settings))}
 
 
 @task(cache_policy=NONE)
-def write_reminders(db: Path, period: str) -> list[Path]:
+def write_reminders(db: Path, period: str, settings: Settings) -> list[Path]:
     """The month's missing list per county (催报), beside the report: <db dir>/reports/<period>/催报/."""
-    return workbook.write_reminders(db, period, workbook.report_dir(db, period) / workbook.REMINDERS)
+    return workbook.write_reminders(db, period, workbook.report_dir(db, period) / workbook.REMINDERS, settings)
 
 
 def publish_artifacts(db: Path, period: str, files: dict[str, str]) -> None:
@@ -465,8 +465,8 @@ def roll_up(run: Run) -> dict:
         progress.step("反馈表与月报")
         with publish.writing(db_path, published=period):
             sent = write_feedback(db_path, period)
-            reports = write_reports(db_path, period)
-            reminders = write_reminders(db_path, period)
+            reports = write_reports(db_path, period, quote(run.settings))
+            reminders = write_reminders(db_path, period, quote(run.settings))
             publish_artifacts(db_path, period, reports)
             docs = publish_data_docs(quote(results), db_path, f"{period} {run.run_id}")
     rejected_files = [r for r in records if r.status == "rejected"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from flows.config import add_months, load_settings
+from flows.config import Settings, add_months, load_settings
 from flows.errors import ConfigError
 from flows.outputs.report import LEVEL_ZH, _pad, display_width, month_zh, read_published
 
@@ -54,9 +54,10 @@ def run_line(db: Path, period: str, reminders: list[str]) -> str:
     return f"未报送清单：{counts_line(rows)}{where}（明细：shegong missing --period {period}）"
 
 
-def deadline_zh(period: str) -> str:
-    """The month's reporting deadline in words: 2024年4月5日."""
-    return f"{month_zh(add_months(period, 1))}{load_settings().deadline_day}日"
+def deadline_zh(period: str, settings: Settings | None = None) -> str:
+    """The month's reporting deadline in words: 2024年4月5日. A run passes its own settings; a
+    command on its own reads them."""
+    return f"{month_zh(add_months(period, 1))}{(settings or load_settings()).deadline_day}日"
 
 
 def table(db: Path, period: str, unit: str | None = None) -> str:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 
 from flows.outputs import charts, missing
-from flows.config import load_settings
+from flows.config import Settings, load_settings
 from flows.errors import ConfigError
 from flows.outputs.report import (LEVEL_ZH, STATUS_WORDS, STATUS_ZH, fmt, latest_run, month_zh, owner_only_file, plan_line, plan_of,
                      read_published, run_line)
@@ -331,7 +331,7 @@ def _gaps(data: dict) -> str:
             f'按差距占目标的比例从大到小排列（条长为这一比例）。</p>{table}{extra}</section>')
 
 
-def _missing(data: dict, period: str) -> str:
+def _missing(data: dict, period: str, settings: Settings) -> str:
     """Section 6: who still owes what (催报): counts by county, then every entry."""
     rows = data["missing"]
     if not rows:
@@ -355,7 +355,7 @@ def _missing(data: dict, period: str) -> str:
         f'<td>{escape(r["form"])}</td><td>{escape(r["status_zh"])}</td><td class="num">{r["months_in_row"]}</td>'
         f'<td>{escape(r["last_received"] or "—")}</td><td>{escape(r["detail_zh"])}</td></tr>' for r in rows)
     return (f'<section id="missing"><h2>未报送清单（催报）</h2>'
-            f'<p class="note">报送期限 {escape(missing.deadline_zh(period))}；{escape(missing.counts_line(rows))}。'
+            f'<p class="note">报送期限 {escape(missing.deadline_zh(period, settings))}；{escape(missing.counts_line(rows))}。'
             f'各县（区）的清单另见 催报/ 文件夹中的工作簿。</p>'
             f'<div class="scroll"><table class="missing-summary"><thead><tr>{head}</tr></thead>'
             f'<tbody>{summary}</tbody></table></div>'
@@ -440,10 +440,12 @@ details summary { cursor: pointer; margin: 8px 0; color: #1565c0; }
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def render_page(db: Path, period: str) -> str:
-    """The page's HTML, read through a read-only connection that is closed before drawing."""
+def render_page(db: Path, period: str, settings: Settings | None = None) -> str:
+    """The page's HTML, read through a read-only connection that is closed before drawing. A run
+    passes its own settings; `shegong report` reads them."""
+    settings = settings or load_settings()
     data = read_published(db, period, read_month)
-    tz = ZoneInfo(load_settings().timezone)
+    tz = ZoneInfo(settings.timezone)
     city_name = data["city"][1]
     title = f"{city_name}社会工作专业人才队伍建设月报 {month_zh(period)}"
     nav = ('<nav><a href="#progress">各县（区）目标进度</a><a href="#trends">市级逐月走势</a>'
@@ -457,12 +459,12 @@ def render_page(db: Path, period: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
         f'<title>{escape(title)}</title><style>{CSS}</style></head>\n'
         f'<body><main>{_header(data, period, tz)}{nav}\n{_progress(data)}\n{_trends(data, period)}\n'
-        f'{_completeness(data, city_name)}\n{_gaps(data)}\n{_missing(data, period)}\n{_footer(db)}</main></body></html>\n')
+        f'{_completeness(data, city_name)}\n{_gaps(data)}\n{_missing(data, period, settings)}\n{_footer(db)}</main></body></html>\n')
 
 
-def write_page(db: Path, period: str, out_dir: Path) -> Path:
+def write_page(db: Path, period: str, out_dir: Path, settings: Settings | None = None) -> Path:
     """Write out_dir/report-<period>.html from the published warehouse; return its path."""
-    page = render_page(Path(db), period)
+    page = render_page(Path(db), period, settings)
     path = Path(out_dir) / f"report-{period}.html"
     with owner_only_file(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -15,6 +15,7 @@ import xlsxwriter
 
 from flows.outputs import missing
 from flows.errors import ConfigError
+from flows.config import Settings
 from flows.outputs.report import LEVEL_ZH, STATUS_WORDS, latest_run, month_zh, owner_only_file, plan_line, plan_of, read_published, run_line
 
 # Status fills, shared with the HTML page's colours: green met, blue on track, orange at risk, red missed.
@@ -29,7 +30,7 @@ def report_dir(db: Path, period: str) -> Path:
     return Path(db).parent / "reports" / period
 
 
-def write_workbook(db: Path, period: str, out_dir: Path) -> Path:
+def write_workbook(db: Path, period: str, out_dir: Path, settings: Settings | None = None) -> Path:
     """Write out_dir/report-<period>.xlsx from the published warehouse; return its path."""
     data = read_published(db, period, _gather)
     if not data["indicators"]:
@@ -43,7 +44,7 @@ def write_workbook(db: Path, period: str, out_dir: Path) -> Path:
             _comparison_sheet(book, fmt, period, data)
             _completeness_sheet(book, fmt, period, data)
             _rejected_sheet(book, fmt, period, data)
-            _missing_sheet(book.add_worksheet(SHEETS[4]), fmt, period, data["city"][1], data["missing"])
+            _missing_sheet(book.add_worksheet(SHEETS[4]), fmt, period, data["city"][1], data["missing"], settings)
             _notes_sheet(book, fmt, period, data)
         finally:
             book.close()
@@ -263,11 +264,11 @@ def _rejected_sheet(book, fmt, period: str, data: dict) -> None:
     sheet.set_column(5, 5, 70)
 
 
-def _missing_sheet(sheet, fmt, period: str, area: str, rows: list[dict]) -> None:
+def _missing_sheet(sheet, fmt, period: str, area: str, rows: list[dict], settings: Settings | None) -> None:
     """The missing list of an area (the city, or one county): the report's sheet and each county's
     workbook alike, so that what the bureau sends on is what it reads."""
     sheet.write_string(0, 0, f"{area} {month_zh(period)} 未报送清单（催报）", fmt["title"])
-    sheet.write_string(1, 0, f"报送期限：{missing.deadline_zh(period)}。{missing.counts_line(rows)}。"
+    sheet.write_string(1, 0, f"报送期限：{missing.deadline_zh(period, settings)}。{missing.counts_line(rows)}。"
                              f"请督促以下单位尽快报送；被拒收的请按说明更正后重新报送。", fmt["note"])
     sheet.write_row(2, 0, missing.HEAD, fmt["head"])
     for i, row in enumerate(rows, start=1):
@@ -285,7 +286,7 @@ def _missing_sheet(sheet, fmt, period: str, area: str, rows: list[dict]) -> None
         sheet.set_column(col, col, width)
 
 
-def write_reminders(db: Path, period: str, out_dir: Path) -> list[Path]:
+def write_reminders(db: Path, period: str, out_dir: Path, settings: Settings | None = None) -> list[Path]:
     """A missing list per county, and one of the city's own forms, for the bureau to send on:
     out_dir/<code>-<name>.xlsx for each that still owes something. Lists of a county that now owes
     nothing are removed, so the folder always holds this month's."""
@@ -305,7 +306,7 @@ def write_reminders(db: Path, period: str, out_dir: Path) -> list[Path]:
             book = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False})
             try:
                 label = f"{name}（{missing.OWN}）" if code == city_code else name
-                _missing_sheet(book.add_worksheet("未报送清单"), _formats(book), period, label, area_rows)
+                _missing_sheet(book.add_worksheet("未报送清单"), _formats(book), period, label, area_rows, settings)
             finally:
                 book.close()
         written.append(path)
