@@ -33,7 +33,7 @@ from prefect.utilities.annotations import quote
 from flows.validate import datadocs, suites
 from flows.warehouse import faults, load, publish, rollup
 from flows.outputs import feedback, report, webpage, workbook
-from flows import pii, progress
+from flows import pii, progress, stopping
 from flows.ingest import discover, guard, read, sandbox
 from flows.ingest.discover import FileRecord
 from flows.registry import Tree
@@ -63,6 +63,12 @@ class _KnownFailure(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
         if exc is not None and (isinstance(exc, ShegongError) or publish.storage_errno(exc) is not None):
+            self.runs.add(run)
+            return False
+        # SIGTERM to `shegong run`: Prefect's own handler, active while a task runs in the main
+        # thread, may log the task's crash before flows/stopping.py silences the output; the
+        # stop's one line says it all. (Served, the crash line stays: it is the UI's reason.)
+        if stopping.installed() and "aborted by a termination signal" in record.getMessage():
             self.runs.add(run)
             return False
         return run is None or run not in self.runs

@@ -64,6 +64,11 @@ def install(line: Callable[[int, int], str]) -> None:
     atexit.register(_wait)
 
 
+def installed() -> bool:
+    """Whether this process stops as the module says (`shegong run`), not as Prefect does."""
+    return os.environ.get(TOKEN, "").startswith(f"{os.getpid()}-")
+
+
 def _noted(signum, frame) -> None:
     """The Python-level handler, run by the main thread when it gets to it: nothing to do, the
     watcher was woken already (SIGINT never interrupts the run's own code)."""
