@@ -65,9 +65,10 @@ class _KnownFailure(logging.Filter):
         if exc is not None and (isinstance(exc, ShegongError) or publish.storage_errno(exc) is not None):
             self.runs.add(run)
             return False
-        # SIGTERM to `shegong run`: Prefect's own handler, active while a task runs in the main
-        # thread, may log the task's crash before flows/stopping.py silences the output; the
-        # stop's one line says it all. (Served, the crash line stays: it is the UI's reason.)
+        # SIGTERM to `shegong run` in the moment between Prefect's flow engine installing its
+        # own handler and the flow's body putting ours back (stopping.reclaim): Prefect's may log
+        # the crash before flows/stopping.py silences the output; the stop's one line says it
+        # all. (Served, the crash line stays: it is the UI's reason.)
         if stopping.installed() and "aborted by a termination signal" in record.getMessage():
             self.runs.add(run)
             return False
@@ -426,6 +427,8 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
                    full: bool = False) -> dict:
     """Roll up one month of the inbox into the warehouse and publish it (no period: last month).
     `full`: read and validate every file again, taking nothing from the month's last run."""
+    # `shegong run` stops on SIGTERM its own way (flows/stopping.py), not Prefect's.
+    stopping.reclaim()
     try:
         run = start_run(period, inbox, db, full)
         runner = get_run_context().task_runner

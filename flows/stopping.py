@@ -69,6 +69,15 @@ def installed() -> bool:
     return os.environ.get(TOKEN, "").startswith(f"{os.getpid()}-")
 
 
+def reclaim() -> None:
+    """Put this module's SIGTERM handler back in place of the one Prefect's flow engine installs
+    around each flow run (which raises TerminationSignal in the main thread, and logs the running
+    task's crash). Called in the main thread at the start of the flow's body; Prefect restores
+    ours again when the flow run ends. Nothing to do outside `shegong run` or off the main thread."""
+    if installed() and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _noted)
+
+
 def _noted(signum, frame) -> None:
     """The Python-level handler, run by the main thread when it gets to it: nothing to do, the
     watcher was woken already (SIGINT never interrupts the run's own code)."""

@@ -69,8 +69,10 @@ def _docs_context(site_dir: Path):
             # No profiling pages, so no run name is ever filtered out as "profiling" (GX's default
             # splits runs between the two sections by that word).
             "profiling": "None",
-            "validations": {"run_name_filter": {"matches_regex": "."}},
+            "validations": {"run_name_filter": {"matches_regex": "."}, "view": _view("PageView")},
+            "expectations": {"view": _view("PageView")},
         },
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "view": _view("IndexPageView")},
     }
     config = DataContextConfig(store_backend_defaults=defaults, stores=stores, data_docs_sites={SITE_NAME: site},
                                analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False))
@@ -81,6 +83,11 @@ def _docs_context(site_dir: Path):
     # Without an id the pages carry none.
     context.variables.data_context_id = None
     return context
+
+
+def _view(name: str) -> dict:
+    # GX's own page views, with their templates compiled once per process (flows/validate/views.py).
+    return {"module_name": "flows.validate.views", "class_name": name}
 
 
 def _batch_identifier(result) -> str:
