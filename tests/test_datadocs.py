@@ -225,3 +225,32 @@ def test_assets_are_installed_only_when_their_tarball_matches_its_pin(tmp_path, 
         assert (tmp_path / "assets" / "demo@1.0.0" / "dist" / "x.css").read_bytes() == css
     finally:
         server.shutdown()
+
+
+def test_the_index_of_remembered_results_is_the_index_of_every_result_read_again(tmp_path):
+    """The index builder remembers, per process, what it read of each stored result
+    (flows/validate/views.py): a site built so lists every run as one whose index read every
+    stored result again, success and failure each where it was."""
+    from flows.validate import views
+    gx = suites._gx()
+    suite = gx.ExpectationSuite(name="datadocs_index")
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(column="headcount", min_value=0))
+    batch_def = suites.context().data_sources.get("months").add_dataframe_asset(name="datadocs_index") \
+        .add_batch_definition_whole_dataframe("month")
+    good, bad = (batch_def.get_batch(batch_parameters={"dataframe": pd.DataFrame({"headcount": [n]})})
+                 .validate(suite, result_format="BASIC") for n in (3, -3))
+
+    def site(root: Path, forget: bool) -> str:
+        for month, res in zip(("01", "02", "03", "04"), (good, bad, good, bad)):
+            if forget:
+                views._SEEN.clear()
+            index = publish_results([res], root, f"2024-{month} run")
+        # Run times differ between the two sites; nothing else may.
+        return re.sub(r"'_run_time_sort': [\d.]+|\d{8}T\d{6}\.\d+Z|\d{4}-\d\d-\d\d[ T][\d:.]+", "T", index.read_text())
+
+    every_time = site(tmp_path / "read", forget=True)
+    remembered = site(tmp_path / "remembered", forget=False)
+    assert remembered == every_time
+    assert [m for m in re.findall(r"'_validation_success_text': '(\w+)'", remembered)] == \
+        ["Failed", "Success", "Failed", "Success"]  # newest first
+    assert len([k for k in views._SEEN if k[0].startswith(str(tmp_path / "remembered"))]) == 4

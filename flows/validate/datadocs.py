@@ -72,7 +72,8 @@ def _docs_context(site_dir: Path):
             "validations": {"run_name_filter": {"matches_regex": "."}, "view": _view("PageView")},
             "expectations": {"view": _view("PageView")},
         },
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "view": _view("IndexPageView")},
+        "site_index_builder": {"module_name": "flows.validate.views", "class_name": "IndexBuilder",
+                               "view": _view("IndexPageView")},
     }
     config = DataContextConfig(store_backend_defaults=defaults, stores=stores, data_docs_sites={SITE_NAME: site},
                                analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False))
