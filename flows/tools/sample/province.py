@@ -9,6 +9,7 @@ for nothing the benchmark measures.
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import random
 import shutil
@@ -177,7 +178,9 @@ def generate_province(out: Path, period: str = "2025-06", *, seed: int = 2022101
     # Tiles are independent and each is deterministic from its own seed: the pool changes the
     # order they are written in, never what.
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # Spawned, not forked: a process that used Polars (the benchmark, after its city phases)
+        # holds its thread pool's locks, and a forked child waits on them for ever.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(_write_tile, jobs))
     else:
         results = [_write_tile(j) for j in jobs]
