@@ -369,8 +369,10 @@ def bench_scale(scale: str, root: Path, runner: str, naive_sample: int | None, b
         log(f"{scale}: backfill of {months} months {out['backfill']['wall']:.1f} s")
         shegong = str(Path(sys.executable).with_name("shegong"))
         cli = [shegong, "run", "--period", PERIOD, "--inbox", str(inbox)]
-        out["cli"] = run_command([*cli, "--db", str(root / f"{scale}-cli.duckdb")], env, "shegong run")
-        log(f"{scale}: shegong run (temporary server) {out['cli']['wall']:.1f} s")
+        # The server left running first: its start (not timed) also creates and migrates Prefect's
+        # database in the benchmark's new Prefect home, which a user's first run ever does once
+        # (about 13 s) and every later run finds done. The temporary server's row then measures
+        # the run a user makes every month.
         run_command([shegong, "server", "start"], env, "shegong server start")
         try:
             out["cli_server"] = run_command([*cli, "--db", str(root / f"{scale}-cli-server.duckdb")], env,
@@ -378,6 +380,8 @@ def bench_scale(scale: str, root: Path, runner: str, naive_sample: int | None, b
         finally:
             run_command([shegong, "server", "stop"], env, "shegong server stop")
         log(f"{scale}: shegong run (running server) {out['cli_server']['wall']:.1f} s")
+        out["cli"] = run_command([*cli, "--db", str(root / f"{scale}-cli.duckdb")], env, "shegong run")
+        log(f"{scale}: shegong run (temporary server) {out['cli']['wall']:.1f} s")
     out["ours"] = run_phase("ours", [PERIOD, str(inbox), str(db)], env)
     log(f"{scale}: ours {out['ours']['wall']:.1f} s")
     out["corrected"] = correct_files(inbox, PERIOD, LATE_SHARE)
