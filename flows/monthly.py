@@ -187,13 +187,14 @@ def read_month(files: list[Path], run: Run) -> tuple[list[FileRecord], dict[str,
     """The month's file records, in file order, its rows as a frame per form, and the files taken
     from the month's last run: unchanged since, and read then as they would be now, they are not
     parsed again."""
-    if files:
-        # Meanwhile: the last run's rows are fetched and the files hashed (a rerun), or the files
-        # are read in other processes (a first run).
-        suites.import_early()
     progress.stage("read", len(files))
     inbox, period = run.inbox, run.period
     hits, cached, todo = reuse_unchanged(files, quote(run))
+    if files:
+        # Meanwhile the new files are read in other processes, and the month is loaded. Not
+        # before the files are hashed: each of a rerun's thousands of reads gives up the GIL and
+        # waits for the importing thread to give it back (5 of a province rerun's 7 s there).
+        suites.import_early()
     progress.advance("read", len(hits))  # unchanged since the last run: taken as read
     new = [files[i] for i in todo]
     if run.settings.task_runner == "dask" and new:
