@@ -166,7 +166,11 @@ def end_descendants() -> None:
             _wait_gone(alive, GRACE / 2)
             break
         for pid in others:
-            _signal(pid, signal.SIGTERM)
+            # Prefect's temporary server logs the work its SIGTERM cuts short (events it could not
+            # write), with tracebacks, on the output it shares with this process, which the stop
+            # cannot silence in another process: it gets SIGKILL, and says nothing. Its database
+            # is SQLite, which a killed writer leaves as it was before the write.
+            _signal(pid, signal.SIGKILL if _is_api_server(pid) else signal.SIGTERM)
         _wait_gone(others, GRACE)
         for pid in descendants():
             if not _is_tracker(pid):
@@ -191,9 +195,18 @@ def _reap() -> None:
 
 
 def _is_tracker(pid: int) -> bool:
+    return _runs(pid, b"multiprocessing.resource_tracker")
+
+
+def _is_api_server(pid: int) -> bool:
+    return _runs(pid, b"prefect.server.api.server:create_app")
+
+
+def _runs(pid: int, what: bytes) -> bool:
+    """Whether the process's command line names `what`."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"multiprocessing.resource_tracker" in fh.read()
+            return what in fh.read()
     except OSError:
         return False
 
