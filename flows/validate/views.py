@@ -38,22 +38,24 @@ class InMemoryBytecode(BytecodeCache):
 COMPILED = InMemoryBytecode()
 
 
-class PageView(DefaultJinjaPageView):
+class _CompiledOnce:
     # Named parameters: GX passes a class only those of its runtime values that __init__ names.
     def __init__(self, custom_styles_directory=None, custom_views_directory=None) -> None:
         super().__init__(custom_styles_directory, custom_views_directory)
         self.env.bytecode_cache = COMPILED
 
 
-class IndexPageView(DefaultJinjaIndexPageView):
-    # Named parameters: GX passes a class only those of its runtime values that __init__ names.
-    def __init__(self, custom_styles_directory=None, custom_views_directory=None) -> None:
-        super().__init__(custom_styles_directory, custom_views_directory)
-        self.env.bytecode_cache = COMPILED
+class PageView(_CompiledOnce, DefaultJinjaPageView):
+    pass
+
+
+class IndexPageView(_CompiledOnce, DefaultJinjaIndexPageView):
+    pass
 
 
 # (store folder, suite, run name, run time, batch) -> what the index shows of that result
 _SEEN: dict[tuple, ExpectationSuiteValidationResult] = {}
+KEYWORDS = {"batch_identifier", "expectation_suite_name", "run_id", "validation_results_store_name"}
 
 
 class _RememberedResults:
@@ -65,19 +67,18 @@ class _RememberedResults:
     def __getattr__(self, name):
         return getattr(self._context, name)
 
-    def get_validation_result(self, *, batch_identifier, expectation_suite_name, run_id,
-                              validation_results_store_name=None, **kwargs):
-        store = self._context.stores[validation_results_store_name or self._context.validation_results_store_name]
+    def get_validation_result(self, **asked):
+        # GX's index builder asks by keywords: batch_identifier, expectation_suite_name, run_id and
+        # validation_results_store_name. Anything else (a partial key) goes to GX as it is.
+        run_id, batch = asked.get("run_id"), asked.get("batch_identifier")
+        store = self._context.stores[asked.get("validation_results_store_name")
+                                     or self._context.validation_results_store_name]
         folder = getattr(store.store_backend, "full_base_directory", None)
-        if folder is None or run_id is None or batch_identifier is None or kwargs:
-            return self._context.get_validation_result(
-                batch_identifier=batch_identifier, expectation_suite_name=expectation_suite_name, run_id=run_id,
-                validation_results_store_name=validation_results_store_name, **kwargs)
-        key = (str(folder), expectation_suite_name, run_id.run_name, str(run_id.run_time), str(batch_identifier))
+        if folder is None or run_id is None or batch is None or asked.keys() - KEYWORDS:
+            return self._context.get_validation_result(**asked)
+        key = (str(folder), asked.get("expectation_suite_name"), run_id.run_name, str(run_id.run_time), str(batch))
         if key not in _SEEN:
-            result = self._context.get_validation_result(
-                batch_identifier=batch_identifier, expectation_suite_name=expectation_suite_name, run_id=run_id,
-                validation_results_store_name=validation_results_store_name)
+            result = self._context.get_validation_result(**asked)
             if not isinstance(result, ExpectationSuiteValidationResult):
                 return result  # not found: nothing to remember
             shown = {k: result.meta[k] for k in ("batch_kwargs", "batch_spec", "active_batch_definition")
