@@ -56,6 +56,33 @@ def test_the_pool_reads_exactly_what_one_process_reads(tmp_path):
     assert sum(f.height for f in one_frames.values()) > 0
 
 
+def test_the_pool_is_kept_for_the_next_month_and_started_anew_when_the_environment_changes(tmp_path, monkeypatch):
+    """A backfill's months share the pool; a worker never reads under an environment (here the
+    hashing key) other than the run's."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(FIXTURES / "inbox", inbox)
+    period = "2024-03"
+    files = discover(inbox, period)
+    files = (files * (sandbox.POOL_MIN_FILES // len(files) + 1))[: sandbox.POOL_MIN_FILES + 3]
+    sandbox.close_pool()
+    try:
+        _, first = sandbox.parse_in_pool(files, inbox / period, period, workers=2)
+        kept = sandbox._POOL[1]
+        _, again = sandbox.parse_in_pool(files, inbox / period, period, workers=2)
+        assert sandbox._POOL[1] is kept
+        assert all(again[f].equals(first[f]) for f in first)
+        monkeypatch.setenv("SHEGONG_ID_KEY", "another-key-" + "fedcba9876543210" * 3)
+        records, frames = sandbox.parse_in_pool(files, inbox / period, period, workers=2)
+        assert sandbox._POOL[1] is not kept
+        one_records, one_frames = sandbox.parse_files(files, inbox / period, period)
+        assert records == one_records and all(frames[f].equals(one_frames[f]) for f in frames)
+        keys = frames["SG-02"]["id_number"].drop_nulls()
+        assert keys.len() > 0 and not keys.is_in(first["SG-02"]["id_number"].drop_nulls().implode()).any()
+    finally:
+        sandbox.close_pool()
+    assert sandbox._POOL is None
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")

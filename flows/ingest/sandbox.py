@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import csv
+import hashlib
 import io
 import logging
 import multiprocessing
@@ -396,17 +397,62 @@ def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | Non
         return parse_files(paths, root, period, done)
     size = min(CHUNK_FILES_MAX, max(CHUNK_FILES, len(paths) // (workers * 8)))
     chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
-    # forkserver, not fork: this process runs Prefect's threads, which a fork would copy mid-flight.
-    # The server imports this module once; each worker forked from it starts with it loaded.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_preload())
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_log_like, initargs=_log_setup()) as pool:
+    pool = _pool(workers)
+    try:
         parts = []
         for chunk, part in zip(chunks, pool.map(parse_files, chunks, [root] * len(chunks), [period] * len(chunks))):
             parts.append(part)
             if done:
                 done(len(chunk))
         return combine(parts)
+    except BaseException:
+        # A worker that died, or a run stopped mid-month: the next month gets new workers.
+        close_pool()
+        raise
+
+
+# The pool, kept for the next month of this process (a backfill, make demo): starting it, its
+# workers and their reader processes, cost a month about 1 s. Kept only while everything that
+# decides what a worker does is as it was when it started (_pool_terms).
+_POOL: tuple[str, ProcessPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    global _POOL
+    env, cwd = dict(os.environ), os.getcwd()
+    terms = hashlib.sha256(repr((workers, _preload(), _log_setup(), sorted(env.items()), cwd)).encode()).hexdigest()
+    with _POOL_LOCK:
+        if _POOL is not None and _POOL[0] == terms:
+            return _POOL[1]
+        _close_pool_locked()
+        # forkserver, not fork: this process runs Prefect's threads, which a fork would copy mid-flight.
+        # The server imports this module once; each worker forked from it starts with it loaded.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_preload())
+        # The server keeps the environment and folder it started with: each worker takes this
+        # process's own, so settings, key and log level are the run's.
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_like,
+                                   initargs=(*_log_setup(), env, cwd))
+        _POOL = (terms, pool)
+        return pool
+
+
+def close_pool() -> None:
+    """End the kept pool's workers (and so their reader processes), if there is one."""
+    with _POOL_LOCK:
+        _close_pool_locked()
+
+
+def _close_pool_locked() -> None:
+    global _POOL
+    if _POOL is not None:
+        _, pool = _POOL
+        _POOL = None
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(close_pool)
 
 
 def _preload() -> list[str]:
@@ -431,8 +477,12 @@ def _log_setup() -> tuple[int, list[tuple[str | None, str | None]]]:
     return log.level, formats
 
 
-def _log_like(level: int, formats: list[tuple[str | None, str | None]]) -> None:
-    """A worker's "shegong" logger as its parent's: "file rejected" warnings read the same either way."""
+def _worker_like(level: int, formats: list[tuple[str | None, str | None]], env: dict[str, str], cwd: str) -> None:
+    """A worker set up as its parent: environment, folder, and the "shegong" logger ("file
+    rejected" warnings read the same either way)."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
     log = logging.getLogger("shegong")
     log.setLevel(level)
     for fmt, datefmt in formats:
