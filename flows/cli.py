@@ -48,7 +48,7 @@ def cmd_run(args) -> int:
     # a refused or interrupted run prints nothing on stdout (its one line is on stderr).
     server_line = server.for_run()
     from flows.monthly import monthly_rollup
-    from flows.outputs.report import completeness_table, indicator_table
+    from flows.outputs.report import completeness_table, indicator_table, published
     _quiet_known_errors()
     with progress.shown(len(months)):
         for period in months:
@@ -63,11 +63,12 @@ def cmd_run(args) -> int:
     print(f"月报：{'，'.join(s['reports'].values())}")
     print(f"校验结果（Great Expectations Data Docs）：{s['data_docs']}")
     if len(months) == 1:
-        print()
-        print(completeness_table(Path(args.db), months[0]))
-        print(missing.run_line(Path(args.db), months[0], s["reminders"]))
-        print()
-        print(indicator_table(Path(args.db), months[0]))
+        with published(Path(args.db), months[0]):
+            print()
+            print(completeness_table(Path(args.db), months[0]))
+            print(missing.run_line(Path(args.db), months[0], s["reminders"]))
+            print()
+            print(indicator_table(Path(args.db), months[0]))
     return 0
 
 

@@ -136,17 +136,19 @@ def discover_files(inbox: Path, period: str) -> list[Path]:
 
 @task(cache_policy=NONE)
 def reuse_unchanged(files: list[Path], run: Run
-                    ) -> tuple[dict[int, FileRecord], dict[str, pl.DataFrame], list[int]]:
+                    ) -> tuple[dict[int, FileRecord], dict[str, pl.DataFrame], list[int], set[str]]:
     """Files unchanged (same SHA-256) since the month's last run, taken from it when it read them
     under the same `reading` fingerprint (schemas, code, registry, key): their records by index,
-    and their rows per form; and the indexes of the files to parse. `full`: none is taken."""
+    and their rows per form; the indexes of the files to parse; and the files among those taken
+    whose stored rows are exactly what this run would store (same modification time too), left
+    in place by the load. `full`: none is taken."""
     cached, rows, why = (({}, {}, "asked for (--full)") if run.full
                          else load.read_cache(run.db, run.period, run.forms, run.reading))
     if why and files:
         # One line for the operator: figures may change although no file did.
         log.warning("%s: all %d files read again, none taken from the month's last run: %s", run.period, len(files), why)
     root = run.inbox / run.period
-    hits, todo = {}, []
+    hits, todo, stored = {}, [], set()
     for i, path in enumerate(files):
         record = cached.get(path.relative_to(root).as_posix())
         # Only a file that could be a hit is read to compare it; a link or an oversized file is
@@ -155,7 +157,10 @@ def reuse_unchanged(files: list[Path], run: Run
         data = path.read_bytes() if readable else b""
         if record and data and record.sha256 == hashlib.sha256(data).hexdigest():
             # Same content: only the modification time may have moved, as a first run would see it.
-            record.received_at = discover.file_time(path)
+            received_at = discover.file_time(path)
+            if received_at == record.received_at:
+                stored.add(record.path)
+            record.received_at = received_at
             hits[i] = record
         else:
             todo.append(i)
@@ -164,7 +169,7 @@ def reuse_unchanged(files: list[Path], run: Run
                         schema={"_file": pl.String, "_received_at": pl.Datetime("us")})
     rows = {form_id: frame.drop("_received_at").join(kept, on="_file", how="inner", maintain_order="left")
             .select(frame.columns) for form_id, frame in rows.items()}
-    return hits, rows, todo
+    return hits, rows, todo, stored
 
 
 @task(cache_policy=NONE)
@@ -183,13 +188,14 @@ def read_batch(paths: list[str], inbox: str, period: str) -> sandbox.Parsed:
     return sandbox.parse_files([Path(p) for p in paths], Path(inbox) / period, period)
 
 
-def read_month(files: list[Path], run: Run) -> tuple[list[FileRecord], dict[str, pl.DataFrame], set[str]]:
-    """The month's file records, in file order, its rows as a frame per form, and the files taken
-    from the month's last run: unchanged since, and read then as they would be now, they are not
-    parsed again."""
+def read_month(files: list[Path], run: Run
+               ) -> tuple[list[FileRecord], dict[str, pl.DataFrame], set[str], set[str]]:
+    """The month's file records, in file order, its rows as a frame per form, the files taken
+    from the month's last run (unchanged since, and read then as they would be now, they are not
+    parsed again), and those of them whose stored rows stand as they are (reuse_unchanged)."""
     progress.stage("read", len(files))
     inbox, period = run.inbox, run.period
-    hits, cached, todo = reuse_unchanged(files, quote(run))
+    hits, cached, todo, stored = reuse_unchanged(files, quote(run))
     if files:
         # Meanwhile the new files are read in other processes, and the month is loaded. Not
         # before the files are hashed: each of a rerun's thousands of reads gives up the GIL and
@@ -220,7 +226,7 @@ def read_month(files: list[Path], run: Run) -> tuple[list[FileRecord], dict[str,
         frames[form_id] = frame.sort(pl.col("_file").replace_strict(order, return_dtype=pl.Int64),
                                      maintain_order=True)
     log.info("%s: %d files read, %d unchanged since the last run taken from it", period, len(new), len(hits))
-    return records, frames, {r.path for r in hits.values()}
+    return records, frames, {r.path for r in hits.values()}, stored
 
 
 @task(cache_policy=NONE)
@@ -259,15 +265,16 @@ def validate_form(form: Form, frame: pl.DataFrame, run: Run, sheets: dict,
 
 @task(cache_policy=NONE)
 def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
-                     validated_with: str | None = None) -> None:
-    """Load the month into the building warehouse and compute its roll-up and indicators."""
+                     validated_with: str | None = None, stored: set[str] = frozenset()) -> None:
+    """Load the month into the building warehouse and compute its roll-up and indicators.
+    `stored`: files whose rows in the read cache are left as they are."""
     settings, forms, period, run_id = run.settings, run.forms, run.period, run.run_id
     con = load.connect(building, settings.storage_version)
     try:
         con.execute("begin")
         load.ensure_tables(con, forms)
         load.load_reference(con, run.units, run.population, run.plans, forms)
-        load.load_month(con, period, run_id, records, staged)
+        load.load_month(con, period, run_id, records, staged, stored)
         load.carry_forward(con, period, forms, settings.carry_forward_months)
         rollup.build(con, period, settings.community_rule, run_id, run.started.isoformat(sep=" "),
                      deadline_utc(period, settings).isoformat(sep=" "))
@@ -449,7 +456,7 @@ def roll_up(run: Run) -> dict:
     period, inbox_path, db_path, forms = run.period, run.inbox, run.db, run.forms
     with publish.run_lock(db_path):
         files = discover_files(inbox_path, period)
-        records, frames, reused = read_month(files, run)
+        records, frames, reused, stored = read_month(files, run)
         # quote(): Prefect would otherwise walk every record and sheet of the month looking for
         # futures in the arguments, which at province scale takes longer than the work itself.
         sheets = identify_senders(quote(records), quote(frames), quote(run.tree))
@@ -468,12 +475,14 @@ def roll_up(run: Run) -> dict:
         try:
             # A disk that fills up while the month is built: the same clear message as before the run.
             with publish.writing(db_path):
-                load_and_roll_up(building, quote(run), quote(records), quote(staged), len(reused), fingerprint)
+                load_and_roll_up(building, quote(run), quote(records), quote(staged), len(reused), fingerprint,
+                                 quote(stored))
                 publish_warehouse(building, db_path)
         finally:
             publish.discard(building)
         progress.step("反馈表与月报")
-        with publish.writing(db_path, published=period):
+        # One read-only connection to the month just published, for all its outputs.
+        with publish.writing(db_path, published=period), report.published(db_path, period):
             sent = write_feedback(db_path, period)
             reports = write_reports(db_path, period, quote(run.settings))
             reminders = write_reminders(db_path, period, quote(run.settings))

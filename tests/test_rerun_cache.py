@@ -213,3 +213,35 @@ def test_a_month_whose_cached_rows_were_dropped_is_read_again(first, tmp_path, m
     with duckdb.connect(str(first_db), read_only=True) as a, duckdb.connect(str(db), read_only=True) as b:
         assert b.execute(query, [PERIOD]).fetchall() == a.execute(query, [PERIOD]).fetchall()
         assert b.execute("select count(*) from staging.sg01 where period = ?", [PERIOD]).fetchone() == (9,)
+
+
+def test_a_rerun_rewrites_the_read_rows_of_changed_files_only_and_equals_a_run_from_scratch(first, tmp_path,
+                                                                                               monkeypatch):
+    """One file corrected, another only touched (a day later, same bytes): the rerun parses the
+    first, keeps the other's stored rows but for their time of receipt, which it rewrites, and
+    leaves every other file's rows in the read cache as they were. Its warehouse is a first run's."""
+    import datetime as dt
+    import os
+    inbox, data, first_db = first
+    monkeypatch.setenv("SHEGONG_SETTINGS", str(data / "settings.toml"))
+    moved = tmp_path / "inbox"
+    shutil.copytree(inbox, moved, copy_function=shutil.copy2)
+    corrected = moved / PERIOD / "市本级" / "市综合.csv"
+    corrected.write_bytes(corrected.read_bytes().replace(b",2\r\n", b",3\r\n"))  # outstanding talents 2 -> 3
+    touched = moved / PERIOD / "米易县" / "SG-02台账.csv"
+    later = touched.stat().st_mtime + 86400
+    os.utime(touched, (later, later))
+    rerun, scratch = tmp_path / "rerun.duckdb", tmp_path / "scratch.duckdb"
+    shutil.copy(first_db, rerun)
+    monthly_rollup(period=PERIOD, inbox=str(moved), db=str(rerun))
+    monthly_rollup(period=PERIOD, inbox=str(moved), db=str(scratch))
+    assert reused(rerun) == [0, 9]
+    assert_same_tables(rerun, scratch)
+    with duckdb.connect(str(rerun), read_only=True) as con:
+        times = con.execute("select distinct _received_at from ingest.read_sg02 where _file = '米易县/SG-02台账.csv'"
+                            ).fetchall()
+        value = con.execute("select value from mart.indicator_values where unit_code = '510400000000' and "
+                            "indicator_id = 'outstanding_talent_total'").fetchone()[0]
+    assert len(times) == 1 and abs((times[0][0] - dt.datetime.fromtimestamp(later, dt.UTC).replace(tzinfo=None))
+                                   .total_seconds()) < 1
+    assert value == 3

@@ -152,3 +152,23 @@ def test_shegong_report_writes_the_month_again(month_db, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"report-{PERIOD}.html", f"report-{PERIOD}.xlsx"]
     assert capsys.readouterr().out.startswith("月报：")
     assert main(["report", "--period", "2024-13", "--db", str(month_db)]) == 1
+
+
+def test_a_months_outputs_read_the_published_file_through_one_connection(month_db, tmp_path):
+    """Within `published`, every read is a cursor of the connection opened when the block began:
+    a file moved away meanwhile is still read (and, as the run's outputs are, is the month as
+    published); outside a block each read opens the file, and finds none."""
+    from flows.errors import ConfigError
+    from flows.outputs.report import published, read_published
+    db = tmp_path / "w.duckdb"
+    db.write_bytes(month_db.read_bytes())
+    count = "select count(*) from mart.indicator_values where period = ?"
+    with published(db, PERIOD):
+        moved = db.rename(tmp_path / "moved.duckdb")
+        with published(db, PERIOD):  # a block within a block of the same file: the same connection
+            inner = read_published(db, PERIOD, lambda con, period: con.execute(count, [period]).fetchone()[0])
+        outer = read_published(db, PERIOD, lambda con, period: con.execute(count, [period]).fetchone()[0])
+    assert inner == outer == 6966
+    with pytest.raises(ConfigError, match="no warehouse at"):
+        read_published(db, PERIOD, lambda con, period: None)
+    assert read_published(moved, PERIOD, lambda con, period: con.execute(count, [period]).fetchone()[0]) == 6966

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import unicodedata
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -186,17 +187,53 @@ def _summary_rows(con: duckdb.DuckDBPyConnection, period: str):
 
 def read_published(db: Path, period: str, read: Callable[[duckdb.DuckDBPyConnection, str], T]) -> T:
     """What `read(con, period)` finds in the published warehouse, through a read-only connection
-    (analysts' connections are no obstacle) that is closed before the caller draws anything."""
+    (analysts' connections are no obstacle) that is closed before the caller draws anything:
+    a cursor of the one `published(db)` holds open, if a block of it is running."""
     check_period(period)
-    if not Path(db).exists():
-        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise ConfigError(f"cannot open {db} read-only: {exc}") from exc
+    with _held_lock:
+        held = _held.get(Path(db).resolve())
+        # A cursor per reader: the month's outputs are written by tasks on other threads.
+        con = held.cursor() if held is not None else None
+    if con is None:
+        con = _open_read_only(db, period)
     try:
         return read(con, period)
     finally:
+        con.close()
+
+
+def _open_read_only(db: Path, period: str) -> duckdb.DuckDBPyConnection:
+    if not Path(db).exists():
+        raise ConfigError(f"no warehouse at {db}; run `shegong run --period {period}` first")
+    try:
+        return duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise ConfigError(f"cannot open {db} read-only: {exc}") from exc
+
+
+_held: dict[Path, duckdb.DuckDBPyConnection] = {}
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def published(db: Path, period: str):
+    """The published warehouse held open read-only for the block: every read_published of it
+    in the block takes a cursor instead of opening the file again (a month's outputs read it
+    six times; each open reads the catalog anew). Within a block of the same file, none."""
+    key = Path(db).resolve()
+    with _held_lock:
+        nested = key in _held
+    if nested:
+        yield
+        return
+    con = _open_read_only(db, period)
+    with _held_lock:
+        _held[key] = con
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held.pop(key, None)
         con.close()
 
 

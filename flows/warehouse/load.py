@@ -241,21 +241,34 @@ def settled_failures(db: Path, period: str, fingerprint: str, files: set[str], f
     return {form_id: (files, failures.filter(pl.col("form") == form_id)) for form_id in forms}
 
 
-def clear_month(con: duckdb.DuckDBPyConnection, period: str) -> None:
+def clear_month(con: duckdb.DuckDBPyConnection, period: str, stored: set[str] = frozenset()) -> None:
+    """Delete the month's rows (ingest.runs and the history aside); in the read cache, but the
+    rows of the `stored` files."""
     tables = con.execute("select table_schema || '.' || table_name from information_schema.columns "
                          "join information_schema.tables using (table_schema, table_name) "
                          "where column_name = 'period' and table_type = 'BASE TABLE' "
                          "and table_schema in ('ingest','staging','intermediate','mart') "
                          "and not (table_schema = 'ingest' and table_name = 'runs') "
                          "and not (table_schema = 'mart' and table_name = 'indicator_history')").fetchall()
-    for (t,) in tables:
-        con.execute(f"delete from {t} where period = ?", [period])
+    kept = pl.DataFrame({"path": sorted(stored)}, schema={"path": pl.String})
+    con.register("kept_files", kept)
+    try:
+        for (t,) in tables:
+            if t.startswith("ingest.read_") and stored:
+                # A rerun reloads only the rows of the files it parsed (or whose time moved).
+                con.execute(f"delete from {t} where period = ? and _file not in (select path from kept_files)",
+                            [period])
+            else:
+                con.execute(f"delete from {t} where period = ?", [period])
+    finally:
+        con.unregister("kept_files")
 
 
 def load_month(con, period: str, run_id: str, records: list[FileRecord],
-               staged: dict[str, tuple[Form, pl.DataFrame, pl.DataFrame]]) -> None:
-    """Replace the month's rows: files, sheets, failures, and each form's staging rows."""
-    clear_month(con, period)
+               staged: dict[str, tuple[Form, pl.DataFrame, pl.DataFrame]], stored: set[str] = frozenset()) -> None:
+    """Replace the month's rows: files, sheets, failures, each form's staging rows, and its rows
+    as read (the read cache) but those of the `stored` files, which are already there as read."""
+    clear_month(con, period, stored)
     files = pl.DataFrame([{"period": period, "path": r.path, "sha256": r.sha256, "size_bytes": r.size_bytes,
                            "received_at": r.received_at, "format": r.format, "status": r.status,
                            "reason_zh": r.reason_zh, "reason_en": r.reason_en, "sender_code": r.sender_code,
@@ -277,7 +290,8 @@ def load_month(con, period: str, run_id: str, records: list[FileRecord],
             failures.append(fails)
         _insert(con, f"staging.{form.table}", staging_frame(form, frame, period))
         # The rows as read, flags included, for the next rerun of the month (see read_cache).
-        _insert(con, read_cache_table(form), frame.select(pl.lit(period).alias("period"), *frame_schema(form)))
+        fresh = frame.filter(~pl.col("_file").is_in(list(stored))) if stored else frame
+        _insert(con, read_cache_table(form), fresh.select(pl.lit(period).alias("period"), *frame_schema(form)))
     sheets = pl.DataFrame([{"period": period, "path": s.path, "sheet": s.sheet, "form": s.form,
                             "header_row": s.header_row, "sender": s.sender, "sender_code": s.sender_code,
                             "headers": json.dumps(s.headers, ensure_ascii=False),
