@@ -274,21 +274,27 @@ def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
         con.execute("begin")
         load.ensure_tables(con, forms)
         load.load_reference(con, run.units, run.population, run.plans, forms)
-        load.load_month(con, period, run_id, records, staged, stored)
+        rolled_with = rollup.fingerprint(settings, forms, [run.units, run.population, *run.plans])
+        # A rerun under the same rules rebuilds the indicators of the units it changed only.
+        kept = not run.full and rollup.keep_month(con, period, rolled_with)
+        load.load_month(con, period, run_id, records, staged, stored, frozenset(rollup.PER_UNIT) if kept else frozenset())
         load.carry_forward(con, period, forms, settings.carry_forward_months)
-        rollup.build(con, period, settings.community_rule, run_id, run.started.isoformat(sep=" "),
-                     deadline_utc(period, settings).isoformat(sep=" "))
+        rerolled = rollup.build(con, period, settings.community_rule, run_id, run.started.isoformat(sep=" "),
+                                deadline_utc(period, settings).isoformat(sep=" "), kept)
+        if rerolled is None:
+            rerolled = con.execute("select count(*) from intermediate.units").fetchone()[0]
         rollup.soft_bounds(con, period, run_id, forms)
         rollup.roster_conflicts(con, period, run_id, forms["SG-02"])
         faults.checkpoint("rolling_up")
         rows_read = sum(f.height for _, f, _ in staged.values())
         rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())
         con.execute("insert into ingest.runs (run_id, period, flow_run_id, started_at, finished_at, inbox, files, "
-                    "files_rejected, rows_read, rows_rejected, status, key_id, files_reused, validated_with, read_with) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?, ?)",
+                    "files_rejected, rows_read, rows_rejected, status, key_id, files_reused, validated_with, read_with, "
+                    "rolled_with, units_rerolled) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?, ?, ?, ?)",
                     [run_id, period, run.flow_run_id, run.started, dt.datetime.now(dt.UTC).replace(tzinfo=None),
                      str(run.inbox), len(records), sum(r.status == "rejected" for r in records), rows_read,
-                     rows_rejected, run.key_id, reused, validated_with, json.dumps(run.reading, sort_keys=True)])
+                     rows_rejected, run.key_id, reused, validated_with, json.dumps(run.reading, sort_keys=True),
+                     rolled_with, rerolled])
         con.execute("commit")
         con.execute("checkpoint")
     finally:

@@ -107,7 +107,7 @@ def assert_same_warehouse(a: Path, b: Path, queries: list[str] | None = None, ev
 
 # What differs between two runs of the same files: which run, when it ran, and how much it could
 # take from the month's last run.
-RUN_COLUMNS = ("run_id", "flow_run_id", "started_at", "finished_at", "computed_at", "files_reused")
+RUN_COLUMNS = ("run_id", "flow_run_id", "started_at", "finished_at", "computed_at", "files_reused", "units_rerolled")
 # Tables that keep every run's rows: of them, the latest run's are the month's.
 EVERY_RUN = ("ingest.runs", "mart.indicator_history")
 

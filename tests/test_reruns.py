@@ -6,7 +6,7 @@ import shutil
 
 import duckdb
 
-from conftest import INBOX, PERIOD, assert_same_warehouse
+from conftest import INBOX, PERIOD, assert_same_tables, assert_same_warehouse
 from flows.monthly import monthly_rollup
 
 LATE = "米易县/SG-02台账.csv"
@@ -171,3 +171,45 @@ def test_a_rerun_keeps_the_validation_of_unchanged_files(tmp_path):
         assert con.execute("select count(*) from ingest.failures where rule = 'le'").fetchall() == [(0,)]
         first, second = con.execute("select validated_with from ingest.runs order by finished_at").fetchall()
         assert first == second and len(first[0]) == 64
+
+
+def test_a_rerun_recomputes_the_indicators_of_the_units_it_changed_only(tmp_path):
+    """A person leaves a village's roster: the rerun recomputes the indicators of that village and
+    its ancestors (township, county, city), keeps every other unit's, and gives the warehouse a
+    run from scratch gives. With nothing changed, it recomputes none."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(INBOX, inbox)
+    db = tmp_path / "w.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    roster = inbox / PERIOD / LATE
+    lines = roster.read_bytes().split(b"\r\n")
+    left = [line for line in lines if "冯八".encode("gbk") in line]
+    assert len(left) == 1 and left[0].startswith(b"510421100001,")
+    roster.write_bytes(b"\r\n".join(line for line in lines if line not in left))
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    scratch = tmp_path / "scratch.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(scratch))
+    with duckdb.connect(str(db), read_only=True) as con:
+        units = con.execute("select count(*) from intermediate.units").fetchone()[0]
+        ancestors = con.execute("select count(*) from intermediate.unit_closure "
+                                "where descendant_code = '510421100001'").fetchone()[0]
+        runs = con.execute("select units_rerolled from ingest.runs order by finished_at").fetchall()
+    assert ancestors == 4  # the village itself, 攀莲镇, 米易县, the city
+    assert runs == [(units,), (0,), (ancestors,)]
+    assert_same_tables(db, scratch)
+
+
+def test_a_rerun_after_an_earlier_month_changed_recomputes_every_unit(tmp_path):
+    """The trend of a month's indicators reads the eleven months before it: once one of them has
+    been run since, a rerun of the month recomputes every unit, as a run from scratch does."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(INBOX, inbox)
+    db = tmp_path / "w.duckdb"
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    monthly_rollup(period="2024-02", inbox=str(inbox), db=str(db))  # nothing received that month
+    monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        units = con.execute("select count(*) from intermediate.units").fetchone()[0]
+        runs = con.execute("select period, files_reused, units_rerolled from ingest.runs order by finished_at").fetchall()
+    assert runs == [(PERIOD, 0, units), ("2024-02", 0, units), (PERIOD, 9, units)]

@@ -1,7 +1,9 @@
 """Loading: the month's file records, failures and validated rows into the warehouse.
 
-A month is always loaded whole: its earlier rows are deleted first, so a rerun gives the same
-warehouse as a first run. Personal fields stop here: names and phones are dropped, the ID
+A month is loaded whole: its earlier rows are deleted first, so a rerun gives the same warehouse
+as a first run. Two kinds of rows a rerun would write again as they are stay instead: the read
+cache's rows of files unchanged since the last run, and the indicators of units whose inputs did
+not change (rollup.keep_month). Personal fields stop here: names and phones are dropped, the ID
 number is already a keyed hash (`person_key`).
 """
 from __future__ import annotations
@@ -241,9 +243,10 @@ def settled_failures(db: Path, period: str, fingerprint: str, files: set[str], f
     return {form_id: (files, failures.filter(pl.col("form") == form_id)) for form_id in forms}
 
 
-def clear_month(con: duckdb.DuckDBPyConnection, period: str, stored: set[str] = frozenset()) -> None:
+def clear_month(con: duckdb.DuckDBPyConnection, period: str, stored: set[str] = frozenset(),
+                keep: frozenset[str] = frozenset()) -> None:
     """Delete the month's rows (ingest.runs and the history aside); in the read cache, but the
-    rows of the `stored` files."""
+    rows of the `stored` files; in the tables `keep`, none (the roll-up replaces them unit by unit)."""
     tables = con.execute("select table_schema || '.' || table_name from information_schema.columns "
                          "join information_schema.tables using (table_schema, table_name) "
                          "where column_name = 'period' and table_type = 'BASE TABLE' "
@@ -254,6 +257,8 @@ def clear_month(con: duckdb.DuckDBPyConnection, period: str, stored: set[str] = 
     con.register("kept_files", kept)
     try:
         for (t,) in tables:
+            if t in keep:
+                continue
             if t.startswith("ingest.read_") and stored:
                 # A rerun reloads only the rows of the files it parsed (or whose time moved).
                 con.execute(f"delete from {t} where period = ? and _file not in (select path from kept_files)",
@@ -265,10 +270,12 @@ def clear_month(con: duckdb.DuckDBPyConnection, period: str, stored: set[str] = 
 
 
 def load_month(con, period: str, run_id: str, records: list[FileRecord],
-               staged: dict[str, tuple[Form, pl.DataFrame, pl.DataFrame]], stored: set[str] = frozenset()) -> None:
+               staged: dict[str, tuple[Form, pl.DataFrame, pl.DataFrame]], stored: set[str] = frozenset(),
+               keep: frozenset[str] = frozenset()) -> None:
     """Replace the month's rows: files, sheets, failures, each form's staging rows, and its rows
-    as read (the read cache) but those of the `stored` files, which are already there as read."""
-    clear_month(con, period, stored)
+    as read (the read cache) but those of the `stored` files, which are already there as read.
+    The month's rows in the tables `keep` stay for the roll-up to replace (rollup.keep_month)."""
+    clear_month(con, period, stored, keep)
     files = pl.DataFrame([{"period": period, "path": r.path, "sha256": r.sha256, "size_bytes": r.size_bytes,
                            "received_at": r.received_at, "format": r.format, "status": r.status,
                            "reason_zh": r.reason_zh, "reason_en": r.reason_en, "sender_code": r.sender_code,

@@ -2,13 +2,16 @@
 it reads (sqlfiles.build_order).
 
 Each file is a query named after the table (the view, in analysis) it builds. A query with a
-`period` column builds that month's rows (the month's old rows are deleted first); one without
-is rebuilt whole. The analysts' views take no variables, so that any client, older DuckDB
-releases included, can query them. A sibling `.toml` holds the comments for analysts.
+`period` column builds that month's rows (the month's old rows are deleted first; in a rerun's
+PER_UNIT tables, those of the units it changed); one without is rebuilt whole. The analysts'
+views take no variables, so that any client, older DuckDB releases included, can query them. A
+sibling `.toml` holds the comments for analysts.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -25,9 +28,105 @@ APPEND_ONLY = {"mart.indicator_history"}
 MONTH_ON_MONTH, POPULATION_SHARE, ROSTER_CONFLICT = "month_on_month", "population_share", "roster_conflict"
 CHECK_RULES = (MONTH_ON_MONTH, POPULATION_SHARE, ROSTER_CONFLICT)
 
+# The roll-up's tables of a row per unit and indicator (most of a province month's rows: 33,000
+# units times 17 indicators), with what each query reads. A unit's rows of the month are made of
+# that unit's rows of the month in these relations, the carried rows of its subtree (in
+# staging.form_rows), and what a rerun of the month cannot change while its `rolled_with` is
+# the same (the registry, plans and indicators, the SQL, the code) and no run of an earlier month
+# has finished since (their figures make the trend). So a rerun rebuilds them for the units
+# whose roll-up row or carried rows changed, and their ancestors, only (`changed_units`). A query
+# that reads anything not listed here is rebuilt whole, for every unit, as a first run does.
+PER_UNIT = {
+    "intermediate.indicator_figures": {"intermediate.unit_rollup", "intermediate.units", "ref.indicators",
+                                       "ref.plans"},
+    "mart.indicator_values": {"intermediate.indicator_figures", "intermediate.unit_closure", "ref.figure_sources",
+                              "ref.indicators", "staging.form_rows"},
+}
+# How far back the trend of mart.indicator_values reads a unit's figures (sql/marts/indicator_values.sql).
+TREND_MONTHS = 11
+_CODE = [Path(__file__), Path(__file__).with_name("load.py"), Path(__file__).parents[1] / "registry.py"]
+
+
+def fingerprint(settings, forms: dict, frames: list[pl.DataFrame]) -> str:
+    """What decides the roll-up besides the month's rows: every file of sql/, the roll-up's code,
+    DuckDB's release, the settings, the forms and the reference frames (registry, population,
+    plans, indicators). Recorded as ingest.runs.rolled_with."""
+    h = hashlib.sha256(duckdb.__version__.encode())
+    for path in sorted(p for p in SQL.rglob("*") if p.is_file()):
+        h.update(path.relative_to(SQL).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in _CODE:
+        h.update(path.read_bytes())
+    h.update(repr(settings).encode() + repr(sorted(forms.items())).encode())
+    for frame in frames:
+        # Values as text, column names and types with them: 20 ms for a province's 33,000 units.
+        # (Arrow IPC bytes are not canonical: equal frames built differently differ in them.)
+        h.update(repr(frame.schema).encode() + frame.write_json().encode())
+    return h.hexdigest()
+
+
+def keep_month(con: duckdb.DuckDBPyConnection, period: str, rolled_with: str) -> bool:
+    """Whether this run may rebuild the month's PER_UNIT tables for changed units only: the month's
+    last run rolled up under the same `rolled_with`, no run of the TREND_MONTHS before it finished
+    since, and the queries read what PER_UNIT says. If so, call before the month's rows are
+    replaced: its roll-up rows and carried rows as they stand are kept aside for `changed_units`."""
+    if any(sqlfiles.references(sqlfiles.query_of(t).read_text(encoding="utf-8")) - {t} != reads
+           for t, reads in PER_UNIT.items()):
+        return False
+    if "rolled_with" not in {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                                       "where table_schema = 'ingest' and table_name = 'runs'")
+                             .fetchall()}:
+        return False
+    last = con.execute("select rolled_with, finished_at from ingest.runs where period = ? "
+                       "order by finished_at desc limit 1", [period]).fetchall()
+    if not last or last[0][0] != rolled_with:
+        return False
+    first = con.execute("select strftime(?::date - to_months(?), '%Y-%m')",
+                        [month_start(period), TREND_MONTHS]).fetchone()[0]
+    if con.execute("select count(*) from ingest.runs where period >= ? and period < ? and finished_at > ?",
+                   [first, period, last[0][1]]).fetchone()[0]:
+        return False
+    con.execute("create or replace temp table prior_rollup as select * exclude (period, period_start) "
+                "from intermediate.unit_rollup where period = ?", [period])
+    con.execute("create or replace temp table prior_carried as select distinct form, unit_code "
+                "from staging.form_rows where period = ? and carried_from is not null and counted", [period])
+    return True
+
+
+def changed_units(con: duckdb.DuckDBPyConnection) -> int:
+    """The units whose PER_UNIT rows this run must rebuild (temp table changed_units), once the
+    month's roll-up is built: those whose roll-up row is not what it was (any column, a unit new
+    or gone included), and the ancestors of units whose carried rows changed (mart.indicator_values
+    counts the carried units of a subtree). Returns how many."""
+    con.execute("""
+        create or replace temp table changed_units as
+        with now as (
+            select * exclude (period, period_start) from intermediate.unit_rollup
+            where period = getvariable('period')
+        ),
+        now_carried as (
+            select distinct form, unit_code from staging.form_rows
+            where period = getvariable('period') and carried_from is not null and counted
+        ),
+        carried_changed as (
+            (select * from now_carried except select * from prior_carried)
+            union
+            (select * from prior_carried except select * from now_carried)
+        )
+        select coalesce(n.unit_code, o.unit_code) as unit_code
+        from now as n
+        full join prior_rollup as o on o.unit_code = n.unit_code
+        where n is distinct from o
+        union
+        select c.ancestor_code
+        from intermediate.unit_closure as c
+        join carried_changed as d on d.unit_code = c.descendant_code""")
+    return con.execute("select count(*) from changed_units").fetchone()[0]
+
 
 def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_id: str = "",
-          run_at: str | None = None, deadline_utc: str | None = None) -> None:
+          run_at: str | None = None, deadline_utc: str | None = None, kept: bool = False) -> int | None:
+    """The month's roll-up. `kept` (keep_month said so): PER_UNIT tables rebuilt for the changed
+    units only. Returns how many units that was, or None when they were rebuilt for every unit."""
     con.execute("set variable period = ?", [period])
     con.execute("set variable period_start = ?::date", [month_start(period)])
     con.execute("set variable community_rule = ?", [community_rule])
@@ -42,6 +141,7 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
     con.execute("set variable indicator_plan = ?", [indicators])
     con.execute("set variable no_plan = ?", [in_force is None])
     con.execute("create schema if not exists analysis")
+    changed = None
     for step in sqlfiles.build_order(sqlfiles.relations(con)):
         table, query = step.relation, step.query()
         if step.kind == "view":
@@ -51,10 +151,20 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
         else:
             con.execute(f"create table if not exists {table} as select * from ({query}) limit 0")
             add_new_columns(con, table, query)
-            if table not in APPEND_ONLY:
-                con.execute(f"delete from {table} where period = ?", [period])
-            con.execute(f"insert into {table} by name {query}")
+            if kept and table in PER_UNIT:
+                if changed is None:  # every relation PER_UNIT queries read is built by now
+                    changed = changed_units(con)
+                if changed:  # none: the month's rows stand as they are
+                    con.execute(f"delete from {table} where period = ? and unit_code in "
+                                f"(select unit_code from changed_units)", [period])
+                    con.execute(f"insert into {table} by name select * from ({query}) "
+                                f"where unit_code in (select unit_code from changed_units)")
+            else:
+                if table not in APPEND_ONLY:
+                    con.execute(f"delete from {table} where period = ?", [period])
+                con.execute(f"insert into {table} by name {query}")
         sqlfiles.apply_comments(con, table)
+    return changed
 
 
 def soft_bounds(con: duckdb.DuckDBPyConnection, period: str, run_id: str, forms: dict) -> int:

@@ -17,3 +17,5 @@ alter table ingest.runs add column if not exists key_id varchar;
 alter table ingest.runs add column if not exists files_reused integer;
 alter table ingest.runs add column if not exists validated_with varchar;
 alter table ingest.runs add column if not exists read_with varchar;
+alter table ingest.runs add column if not exists rolled_with varchar;
+alter table ingest.runs add column if not exists units_rerolled integer;
