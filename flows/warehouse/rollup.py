@@ -49,14 +49,17 @@ _CODE = [Path(__file__), Path(__file__).with_name("load.py"), Path(__file__).par
 
 def fingerprint(settings, forms: dict, frames: list[pl.DataFrame]) -> str:
     """What decides the roll-up besides the month's rows: every file of sql/, the roll-up's code,
-    DuckDB's release, the settings, the forms and the reference frames (registry, population,
-    plans, indicators). Recorded as ingest.runs.rolled_with."""
+    DuckDB's release, the settings it reads, the forms and the reference frames (registry,
+    population, plans, indicators). Recorded as ingest.runs.rolled_with: the same for the same
+    month whichever way it runs (CLI, served, on Dask)."""
     h = hashlib.sha256(duckdb.__version__.encode())
     for path in sorted(p for p in SQL.rglob("*") if p.is_file()):
         h.update(path.relative_to(SQL).as_posix().encode() + b"\0" + path.read_bytes())
     for path in _CODE:
         h.update(path.read_bytes())
-    h.update(repr(settings).encode() + repr(sorted(forms.items())).encode())
+    # The settings the roll-up reads; not how or when the month runs (task runner, schedule).
+    h.update(repr((settings.community_rule, settings.carry_forward_months, settings.deadline_day,
+                   settings.timezone)).encode() + repr(sorted(forms.items())).encode())
     for frame in frames:
         # Values as text, column names and types with them: 20 ms for a province's 33,000 units.
         # (Arrow IPC bytes are not canonical: equal frames built differently differ in them.)
