@@ -53,7 +53,9 @@ def cmd_run(args) -> int:
     with progress.shown(len(months)):
         for period in months:
             progress.month(period)
-            s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db), full=args.full)
+            # The validation site's index once, with the last month: it lists every stored result.
+            s = monthly_rollup(period=period, inbox=str(args.inbox), db=str(args.db), full=args.full,
+                               data_docs_index=period == months[-1])
             finished.append(period)
             progress.month_done()
             print(f"{period}: 文件 {s['files']} 个（无法读取 {s['files_rejected']}），数据行 {s['rows']} 行"

@@ -342,9 +342,10 @@ def publish_artifacts(db: Path, period: str, files: dict[str, str]) -> None:
 
 
 @task(cache_policy=NONE)
-def publish_data_docs(results: list, db: Path, run_name: str) -> Path:
-    """The run's Great Expectations results, added to the Data Docs site beside the warehouse."""
-    return datadocs.publish_results(results, (db.parent / "validation").resolve(), run_name)
+def publish_data_docs(results: list, db: Path, run_name: str, build_index: bool = True) -> Path:
+    """The run's Great Expectations results, added to the Data Docs site beside the warehouse
+    (and, with `build_index`, to its index)."""
+    return datadocs.publish_results(results, (db.parent / "validation").resolve(), run_name, build_index)
 
 
 def _run_name() -> str:
@@ -438,9 +439,12 @@ class SettingsTaskRunner(TaskRunner):
 
 @flow(name="monthly-rollup", flow_run_name=_run_name, log_prints=False, task_runner=SettingsTaskRunner())
 def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), db: str = str(DEFAULT_DB),
-                   full: bool = False) -> dict:
+                   full: bool = False, data_docs_index: bool = True) -> dict:
     """Roll up one month of the inbox into the warehouse and publish it (no period: last month).
-    `full`: read and validate every file again, taking nothing from the month's last run."""
+    `full`: read and validate every file again, taking nothing from the month's last run.
+    `data_docs_index` False: the validation site gets the month's pages but its index is left for
+    a later run to rebuild (a backfill's months before its last: the index lists every stored
+    result, so rebuilding it every month cost more each month)."""
     # `shegong run` stops on SIGTERM its own way (flows/stopping.py), not Prefect's.
     stopping.reclaim()
     try:
@@ -448,7 +452,7 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
         runner = get_run_context().task_runner
         if isinstance(runner, SettingsTaskRunner):
             runner.choose(run.settings)
-        return roll_up(run)
+        return roll_up(run, data_docs_index)
     except ShegongError as exc:
         # A run that cannot go on, for a reason its message gives with what to do: the flow run is
         # Failed with that line as its reason in the UI and its log, not a traceback. Called as a
@@ -457,7 +461,7 @@ def monthly_rollup(period: str | None = None, inbox: str = str(DEFAULT_INBOX), d
         return Failed(message=str(exc), data=exc)
 
 
-def roll_up(run: Run) -> dict:
+def roll_up(run: Run, data_docs_index: bool = True) -> dict:
     """The flow's work, in its run."""
     period, inbox_path, db_path, forms = run.period, run.inbox, run.db, run.forms
     with publish.run_lock(db_path):
@@ -493,7 +497,7 @@ def roll_up(run: Run) -> dict:
             reports = write_reports(db_path, period, quote(run.settings))
             reminders = write_reminders(db_path, period, quote(run.settings))
             publish_artifacts(db_path, period, reports)
-            docs = publish_data_docs(quote(results), db_path, f"{period} {run.run_id}")
+            docs = publish_data_docs(quote(results), db_path, f"{period} {run.run_id}", data_docs_index)
     rejected_files = [r for r in records if r.status == "rejected"]
     rows = sum(f.height for _, f, _ in staged.values())
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())

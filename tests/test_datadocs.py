@@ -86,6 +86,21 @@ def test_publish_keeps_every_run(result, tmp_path, monkeypatch, caplog):
     assert len(list((site / STORE / "validations").rglob("*.json"))) == 2
 
 
+def test_the_index_waits_for_the_run_that_builds_it_and_then_lists_every_run(result, tmp_path):
+    """A backfill's months before its last add their pages only; the last month's index lists
+    every run, as if each month had built it."""
+    site = tmp_path / "docs"
+    runs = ["2024-01 a", "2024-02 b", "2024-03 c"]
+    index = publish_results([result], site, runs[0])
+    first = index.read_text(encoding="utf-8")
+    publish_results([result], site, runs[1], build_index=False)
+    assert index.read_text(encoding="utf-8") == first and len(_pages(site)) == 2
+    publish_results([result], site, runs[2])
+    html = index.read_text(encoding="utf-8")
+    assert all(run in html for run in runs)
+    assert all(urllib.parse.quote(page.relative_to(site).as_posix()) in html for page in _pages(site))
+
+
 def test_a_page_survives_a_later_run_and_shows_the_failure(result, tmp_path):
     site = tmp_path / "docs"
     publish_results([result], site, "2024-03 a")

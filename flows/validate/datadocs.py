@@ -105,10 +105,12 @@ def _suite_of(result):
     return ExpectationSuite(name=result.suite_name, expectations=expectations)
 
 
-def publish_results(results: list, site_dir: Path, run_name: str) -> Path:
+def publish_results(results: list, site_dir: Path, run_name: str, build_index: bool = True) -> Path:
     """Write the given GX validation results (ExpectationSuiteValidationResult objects, one per form,
     as returned by batch.validate) into the Data Docs site at site_dir, keeping earlier runs' pages,
-    and return the path of the site's index.html.
+    and return the path of the site's index.html. `build_index` False: the run's pages only, the
+    index left as it is until a later call builds it (it lists every stored result then): the
+    months of a backfill before its last.
 
     `None` entries (a form with no rows, so no validation) are skipped. The results themselves are
     not changed: the stored copies carry `run_name` and the publishing time as their run id.
@@ -121,7 +123,7 @@ def publish_results(results: list, site_dir: Path, run_name: str) -> Path:
     # the reports. GX creates files with the process's umask, so it is narrowed while it writes.
     old_umask = os.umask(0o077)
     try:
-        return _publish(results, site_dir, run_name)
+        return _publish(results, site_dir, run_name, build_index)
     finally:
         os.umask(old_umask)
         _owner_only(site_dir)
@@ -153,7 +155,7 @@ def _offline(site_dir: Path, since: float) -> None:
                 page.write_text(local, encoding="utf-8")
 
 
-def _publish(results: list, site_dir: Path, run_name: str) -> Path:
+def _publish(results: list, site_dir: Path, run_name: str, build_index: bool = True) -> Path:
     _gx()
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.core.run_identifier import RunIdentifier
@@ -191,11 +193,11 @@ def _publish(results: list, site_dir: Path, run_name: str) -> Path:
         context.expectations_store.add_or_update(suite_key, _suite_of(result))
         keys.append(suite_key)
     index = site_dir / "index.html"
-    if keys or not index.exists():
+    if keys or (build_index and not index.exists()):
         # Only this run's pages are rendered; the index is rebuilt from every stored result.
         # (An empty list would mean "render every page again", hence the guard.)
         since = time.time()
-        context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=keys or None)
+        context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=keys or None, build_index=build_index)
         _offline(site_dir, since)
     log.debug("data docs: %d results of run %s in %s", len(keys) - len(suites), run_name, index)
     return index
