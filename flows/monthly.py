@@ -277,7 +277,8 @@ def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
         rolled_with = rollup.fingerprint(settings, forms, [run.units, run.population, *run.plans])
         # A rerun under the same rules rebuilds the indicators of the units it changed only.
         kept = not run.full and rollup.keep_month(con, period, rolled_with)
-        load.load_month(con, period, run_id, records, staged, stored, frozenset(rollup.PER_UNIT) if kept else frozenset())
+        load.load_month(con, period, run_id, records, staged, stored,
+                        frozenset(rollup.PER_UNIT) if kept else frozenset())
         load.carry_forward(con, period, forms, settings.carry_forward_months)
         rerolled = rollup.build(con, period, settings.community_rule, run_id, run.started.isoformat(sep=" "),
                                 deadline_utc(period, settings).isoformat(sep=" "), kept)

@@ -413,15 +413,15 @@ def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | Non
 
 # The pool, kept for the next month of this process (a backfill, make demo): starting it, its
 # workers and their reader processes, cost a month about 1 s. Kept only while everything that
-# decides what a worker does is as it was when it started (_pool_terms).
+# decides what a worker does is as it was when it started (`terms` in _pool).
 _POOL: tuple[str, ProcessPoolExecutor] | None = None
 _POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     global _POOL
-    env, cwd = dict(os.environ), os.getcwd()
-    terms = hashlib.sha256(repr((workers, _preload(), _log_setup(), sorted(env.items()), cwd)).encode()).hexdigest()
+    env, cwd, logs = dict(os.environ), os.getcwd(), _log_setup()
+    terms = hashlib.sha256(repr((workers, _preload(), logs, sorted(env.items()), cwd)).encode()).hexdigest()
     with _POOL_LOCK:
         if _POOL is not None and _POOL[0] == terms:
             return _POOL[1]
@@ -433,7 +433,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         # The server keeps the environment and folder it started with: each worker takes this
         # process's own, so settings, key and log level are the run's.
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_like,
-                                   initargs=(*_log_setup(), env, cwd))
+                                   initargs=(*logs, env, cwd))
         _POOL = (terms, pool)
         return pool
 
