@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -47,10 +49,17 @@ def cmd_run(args) -> int:
     # Chosen before Prefect is imported, which reads PREFECT_API_URL; said with the results, so that
     # a refused or interrupted run prints nothing on stdout (its one line is on stderr).
     server_line = server.for_run()
+    temporary = None
+    if not os.environ.get("PREFECT_API_URL"):
+        # Started now, it comes up while this process imports what the run needs (server.Temporary).
+        temporary = server.Temporary()
+        atexit.register(temporary.stop)  # before Prefect's own exit hooks, so it stops after them
+        from flows.validate import suites
+        suites.import_early()  # in the time the server takes to start
     from flows.monthly import monthly_rollup
     from flows.outputs.report import completeness_table, indicator_table, published
     _quiet_known_errors()
-    with progress.shown(len(months)):
+    with progress.shown(len(months)), (temporary.serving() if temporary else contextlib.nullcontext()):
         for period in months:
             progress.month(period)
             # The validation site's index once, with the last month: it lists every stored result.

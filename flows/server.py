@@ -2,10 +2,12 @@
 run uses. Started in the background with its own database under PREFECT_HOME, on a free (or the
 given) port, its output in a log file; a state file beside the database says where it is, so that
 `shegong run` uses it instead of starting a temporary server (4-14 s) for every run, and the
-bureau sees its runs in the Prefect UI. Nothing here imports Prefect: a run decides before it does.
+bureau sees its runs in the Prefect UI; or the temporary server of one run (Temporary). Nothing here
+imports Prefect before a run has decided which server it uses.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -145,6 +147,81 @@ def stop() -> dict | None:
         _end(int(state["pid"]))
     state_file().unlink(missing_ok=True)
     return state
+
+
+class Temporary:
+    """Prefect's temporary server for one `shegong run`, started by the command itself as soon as
+    it knows it needs one: the same server Prefect would start on the flow's first call (its
+    ephemeral API on PREFECT_HOME's database, no UI), but started before Prefect, Polars, DuckDB
+    and Great Expectations are imported, so that the server's start (5-8 s, in its own process)
+    and those imports (about 6 s, in this one) overlap instead of following each other. Prefect
+    would also import its whole server package into this process first (2-3 s) only to launch it.
+    Stopped when this process exits (atexit; flows/stopping.py ends it on a signal, as it ended
+    Prefect's own)."""
+
+    def __init__(self) -> None:
+        import importlib.util
+        self.site = str(Path(importlib.util.find_spec("prefect").origin).parent.parent)
+        self.proc: subprocess.Popen | None = None
+        self.api = ""
+        self._launch()
+
+    def _launch(self) -> None:
+        port = _free_port("127.0.0.1")
+        self.api = f"http://127.0.0.1:{port}/api"
+        # For the processes this run starts (Dask's workers), and for Prefect when it is imported.
+        os.environ["PREFECT_API_URL"] = self.api
+        # The variables Prefect's SubprocessASGIServer sets for it: an ephemeral server, no UI.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+        env.update(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", self.site, "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "error", "--lifespan", "on"], stdin=subprocess.DEVNULL, env=env)
+
+    def wait(self) -> None:
+        """Until the server answers. Prefect's own wait, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+        (20 s by default), is too short for a first start's migrations on a loaded machine: at least 120 s."""
+        try:
+            timeout = max(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 0), 120.0)
+        except ValueError:
+            timeout = 120.0
+        deadline, tries = time.monotonic() + timeout, 1
+        while not healthy(self.api, timeout=1.0):
+            code = self.proc.poll()
+            if code == 3 and tries < 5:  # uvicorn's exit when the port was taken meanwhile: another port
+                tries += 1
+                self._launch()
+                continue
+            if code is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ShegongError(f"Prefect's temporary server did not start ({'exit code ' + str(code) if code is not None else f'no answer in {timeout:.0f} s'}); "
+                                   "its output is above. Run again, or start one with `shegong server start`")
+            time.sleep(0.1)
+
+    @contextlib.contextmanager
+    def serving(self):
+        """Once the server answers, Prefect's settings for the run's months: this server's API
+        (it may have moved to another port after Prefect was imported) and no flow run
+        heartbeats. Heartbeats tell a server that a run is alive; a temporary server ends with the
+        run, so nobody can miss them, and Prefect's engine waits up to 1 s at the end of every
+        flow run for its heartbeat thread (half a second a month on average, 20 s of a 41-month
+        backfill). With a server that outlives the run they stay."""
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        self.wait()
+        with temporary_settings(updates={PREFECT_API_URL: self.api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def for_run() -> str:

@@ -151,3 +151,33 @@ def test_a_run_falls_back_to_a_temporary_server_when_the_one_left_running_is_gon
     assert "PREFECT_API_URL" not in os.environ and not (tmp_path / "shegong-server.json").exists()
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     assert server.for_run() == "Prefect：使用 PREFECT_API_URL 指定的服务器 http://127.0.0.1:9/api"
+
+
+def test_the_temporary_server_of_a_run_serves_its_months_without_heartbeats_and_ends_with_it(monkeypatch):
+    """The temporary server `shegong run` starts itself, before Prefect is imported (server.Temporary):
+    Prefect's ephemeral API on PREFECT_HOME's database. While the run's months go, Prefect's
+    settings name it and send no flow run heartbeats (the server ends with the run: nobody is left
+    to miss them, and each flow run would wait up to 1 s for the heartbeat thread); stopped, it is
+    gone. The first test runs `shegong run` through it."""
+    from prefect.settings import get_current_settings
+    from flows import server
+    # The Prefect home the first test's run used: its database is migrated already.
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    assert get_current_settings().flows.heartbeat_frequency == 180
+    temporary = server.Temporary()
+    try:
+        assert os.environ["PREFECT_API_URL"] == temporary.api  # for Dask's workers, and Prefect's import
+        with temporary.serving():
+            settings = get_current_settings()
+            assert (settings.api.url, settings.flows.heartbeat_frequency) == (temporary.api, None)
+            assert server.healthy(temporary.api) and (server.prefect_home() / "prefect.db").is_file()
+            proc = temporary.proc
+            with open(f"/proc/{proc.pid}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+            assert b"PREFECT__SERVER_EPHEMERAL=1" in environ and b"PREFECT_UI_ENABLED=0" in environ
+        assert get_current_settings().flows.heartbeat_frequency == 180
+    finally:
+        temporary.stop()
+        os.environ.pop("PREFECT_API_URL", None)
+    assert proc.poll() is not None and not server.healthy(temporary.api)

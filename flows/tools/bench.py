@@ -48,22 +48,29 @@ TINY = {"prefectures": 1, "counties": 2, "townships": 12, "villages": 90, "popul
 
 # --- the phases, each run as `python -m flows.tools.bench phase NAME ...` in a child ---------------------
 
-def temporary_server() -> None:
-    """Prefect's temporary server, as a flow called with no PREFECT_API_URL starts it (`shegong run`
-    with no server running), on the database in PREFECT_HOME; started before a phase's clock, the
-    flow's client then finds it running. (prefect_test_harness would migrate a new database for
-    every phase: 15-20 s each, most of the bench's time at its tiny scale.)"""
-    from prefect.server.api.server import SubprocessASGIServer
-    SubprocessASGIServer().start()
+def temporary_server():
+    """Prefect's temporary server as `shegong run` starts it with no server running (on the
+    database in PREFECT_HOME, flows/server.py Temporary), and the settings the run has with it;
+    up before a phase's clock starts, Great Expectations imported meanwhile, as there. (prefect_test_harness
+    would migrate a new database for every phase: 15-20 s each, most of the bench's time at its tiny
+    scale.)"""
+    import atexit
+    from flows.server import Temporary
+    from flows.validate import suites
+    temporary = Temporary()
+    atexit.register(temporary.stop)
+    suites.import_early()
+    return temporary.serving()
 
 
 def phase_ours(period: str, inbox: str, db: str) -> dict:
     """The real flow, in a Prefect run against a temporary API (as `shegong run` has)."""
+    serving = temporary_server()  # first: it starts while the flow's modules are imported
     from flows.monthly import monthly_rollup
-    temporary_server()
-    started = time.perf_counter()
-    s = monthly_rollup(period=period, inbox=inbox, db=db)
-    wall = time.perf_counter() - started
+    with serving:
+        started = time.perf_counter()
+        s = monthly_rollup(period=period, inbox=inbox, db=db)
+        wall = time.perf_counter() - started
     return {"wall": wall, "files": s["files"], "rows": s["rows"], "files_reused": s["files_reused"],
             "files_rejected": s["files_rejected"], "rows_rejected": s["rows_rejected"]}
 
@@ -130,17 +137,18 @@ def phase_pandas_read(period: str, inbox: str) -> dict:
 
 def phase_backfill(start: str, end: str, inbox: str, db: str) -> dict:
     """`shegong run --from --to` as the CLI runs it (one process, one flow run a month): each month's wall."""
+    serving = temporary_server()
     from flows.config import add_months
     from flows.monthly import monthly_rollup
     months = [start]
     while months[-1] < end:
         months.append(add_months(months[-1], 1))
     walls = []
-    temporary_server()
-    for period in months:
-        started = time.perf_counter()
-        monthly_rollup(period=period, inbox=inbox, db=db, data_docs_index=period == months[-1])
-        walls.append(time.perf_counter() - started)
+    with serving:
+        for period in months:
+            started = time.perf_counter()
+            monthly_rollup(period=period, inbox=inbox, db=db, data_docs_index=period == months[-1])
+            walls.append(time.perf_counter() - started)
     return {"wall": sum(walls), "months": months, "walls": walls}
 
 
