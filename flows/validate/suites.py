@@ -173,6 +173,18 @@ def checks_for(form: Form) -> list[Check]:
     return out
 
 
+def read_columns(checks: list[Check]) -> set[str]:
+    """The columns a suite's expectations read: each one's column(s), the column of its row
+    condition (the check's `other`, as for a pair's), and the row key failures are reported by."""
+    cols = {"_row_id"}
+    for c in checks:
+        cols.update(v for v in (getattr(c.expectation, a, None) for a in ("column", "column_A", "column_B"))
+                    if isinstance(v, str))
+        if c.other:
+            cols.add(c.other)
+    return cols
+
+
 def _bound_checks(E, f: Field) -> list[Check]:
     """The hard bounds of a field (errors) and its absolute soft bound (a warning), from the
     schema's `bounds`. Bounds against the registry's population and the unit's last month need
@@ -305,7 +317,12 @@ def _run_suite(form: Form, frame: pl.DataFrame, sheets: dict, period: str) -> tu
         batch_def = asset.get_batch_definition("month")
     except (KeyError, LookupError, ValueError):
         batch_def = asset.add_batch_definition_whole_dataframe("month")
-    gx_frame = frame.drop([c for c in frame.columns if frame.schema[c] == pl.List(pl.String)]).to_pandas()
+    # Only the columns the expectations look at go to pandas (a form's frame has about three times
+    # as many: raw cells, derived values, the file's bookkeeping): GX hashes the whole frame it is
+    # given, and pandas would hold a copy of every column.
+    wanted = read_columns(checks)
+    gx_frame = frame.select([c for c in frame.columns if c in wanted and frame.schema[c] != pl.List(pl.String)]
+                            ).to_pandas()
     batch = batch_def.get_batch(batch_parameters={"dataframe": gx_frame})
     result = _validate(batch, form_suite, month_parameters(period))
     for res in result.results:
