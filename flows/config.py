@@ -61,6 +61,7 @@ class Settings:
     schedule_hour: int = 2
     schedule_minute: int = 0
     storage_version: str = "v1.1.0"
+    memory_limit: str = "512MB"  # DuckDB's, while a run builds the month (warehouse.memory_limit)
     task_runner: str = "local"
     schemas: Path = SCHEMAS  # the form schemas (schemas/sg0N.toml) files are read with
 
@@ -100,12 +101,16 @@ def load_settings(data_dir: Path | None = None) -> Settings:
                  schedule_hour=int(raw.get("schedule", {}).get("hour", 2)),
                  schedule_minute=int(raw.get("schedule", {}).get("minute", 0)),
                  storage_version=raw.get("warehouse", {}).get("storage_version", "v1.1.0"),
+                 memory_limit=str(raw.get("warehouse", {}).get("memory_limit", "512MB")),
                  task_runner=os.environ.get("SHEGONG_TASK_RUNNER") or raw.get("run", {}).get("task_runner", "local"),
                  schemas=(data_dir / raw["forms"]["schemas"]).resolve() if "schemas" in raw.get("forms", {}) else SCHEMAS)
     if s.task_runner not in TASK_RUNNERS:
         raise ConfigError(f"{path}: run.task_runner is {s.task_runner!r}; use one of {', '.join(TASK_RUNNERS)}")
     if not re.fullmatch(r"v\d+\.\d+\.\d+", s.storage_version):
         raise ConfigError(f"{path}: warehouse.storage_version must look like v1.0.0, found {s.storage_version!r}")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)", s.memory_limit, re.IGNORECASE):
+        raise ConfigError(f"{path}: warehouse.memory_limit must be a size such as \"512MB\" or \"2GiB\", "
+                          f"found {s.memory_limit!r}")
     if not 1 <= s.deadline_day <= 28:
         raise ConfigError(f"{path}: reporting.deadline_day must be a day from 1 to 28")
     for p in (s.units_csv, s.population_csv):

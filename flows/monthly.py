@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import polars as pl
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
@@ -38,7 +39,8 @@ from flows.ingest import discover, guard, read, sandbox
 from flows.ingest.discover import FileRecord
 from flows.registry import Tree
 from flows.ingest.senders import file_senders
-from flows.config import DEFAULT_DB, DEFAULT_INBOX, Settings, check_period, deadline_utc, load_settings, previous_month
+from flows.config import (DEFAULT_DB, DEFAULT_INBOX, Settings, check_period, deadline_utc, load_settings,
+                          previous_month, settings_file)
 from flows.errors import ConfigError, ShegongError
 from flows.registry import load_plans, load_population, load_units
 from flows.schemas import Form, load_forms
@@ -269,7 +271,7 @@ def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
     """Load the month into the building warehouse and compute its roll-up and indicators.
     `stored`: files whose rows in the read cache are left as they are."""
     settings, forms, period, run_id = run.settings, run.forms, run.period, run.run_id
-    con = load.connect(building, settings.storage_version)
+    con = load.connect(building, settings.storage_version, settings.memory_limit)
     try:
         con.execute("begin")
         load.ensure_tables(con, forms)
@@ -282,8 +284,6 @@ def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
         load.carry_forward(con, period, forms, settings.carry_forward_months)
         rerolled = rollup.build(con, period, settings.community_rule, run_id, run.started.isoformat(sep=" "),
                                 deadline_utc(period, settings).isoformat(sep=" "), kept)
-        if rerolled is None:
-            rerolled = con.execute("select count(*) from intermediate.units").fetchone()[0]
         rollup.soft_bounds(con, period, run_id, forms)
         rollup.roster_conflicts(con, period, run_id, forms["SG-02"])
         faults.checkpoint("rolling_up")
@@ -298,6 +298,10 @@ def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
                      rolled_with, rerolled])
         con.execute("commit")
         con.execute("checkpoint")
+    except duckdb.OutOfMemoryException as exc:
+        raise ConfigError(f"DuckDB ran out of the memory warehouse.memory_limit gives it ({settings.memory_limit}) "
+                          f"while building {period}; raise it in {settings_file()} and run the month again "
+                          f"(the published warehouse is unchanged)") from exc
     finally:
         con.close()
 

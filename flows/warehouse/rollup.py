@@ -127,9 +127,9 @@ def changed_units(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_id: str = "",
-          run_at: str | None = None, deadline_utc: str | None = None, kept: bool = False) -> int | None:
+          run_at: str | None = None, deadline_utc: str | None = None, kept: bool = False) -> int:
     """The month's roll-up. `kept` (keep_month said so): PER_UNIT tables rebuilt for the changed
-    units only. Returns how many units that was, or None when they were rebuilt for every unit."""
+    units only. Returns how many units their rows were rebuilt for (every unit's, unless kept)."""
     con.execute("set variable period = ?", [period])
     con.execute("set variable period_start = ?::date", [month_start(period)])
     con.execute("set variable community_rule = ?", [community_rule])
@@ -167,7 +167,7 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
                     con.execute(f"delete from {table} where period = ?", [period])
                 con.execute(f"insert into {table} by name {query}")
         sqlfiles.apply_comments(con, table)
-    return changed
+    return changed if kept else con.execute("select count(*) from intermediate.units").fetchone()[0]
 
 
 def soft_bounds(con: duckdb.DuckDBPyConnection, period: str, run_id: str, forms: dict) -> int:
