@@ -180,8 +180,8 @@ class Temporary:
              "--log-level", "error", "--lifespan", "on"], stdin=subprocess.DEVNULL, env=env)
 
     def wait(self) -> None:
-        """Until the server answers. Prefect's own wait, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
-        (20 s by default), is too short for a first start's migrations on a loaded machine: at least 120 s."""
+        """Until the server answers. Prefect's own wait (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        20 s by default) is too short for a first start's migrations on a loaded machine: at least 120 s."""
         try:
             timeout = max(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") or 0), 120.0)
         except ValueError:
@@ -195,8 +195,9 @@ class Temporary:
                 continue
             if code is not None or time.monotonic() > deadline:
                 self.stop()
-                raise ShegongError(f"Prefect's temporary server did not start ({'exit code ' + str(code) if code is not None else f'no answer in {timeout:.0f} s'}); "
-                                   "its output is above. Run again, or start one with `shegong server start`")
+                why = f"exit code {code}" if code is not None else f"no answer in {timeout:.0f} s"
+                raise ShegongError(f"Prefect's temporary server did not start ({why}); its output is above. "
+                                   "Run again, or start one with `shegong server start`")
             time.sleep(0.1)
 
     @contextlib.contextmanager

@@ -51,9 +51,9 @@ TINY = {"prefectures": 1, "counties": 2, "townships": 12, "villages": 90, "popul
 def temporary_server():
     """Prefect's temporary server as `shegong run` starts it with no server running (on the
     database in PREFECT_HOME, flows/server.py Temporary), and the settings the run has with it;
-    up before a phase's clock starts, Great Expectations imported meanwhile, as there. (prefect_test_harness
-    would migrate a new database for every phase: 15-20 s each, most of the bench's time at its tiny
-    scale.)"""
+    up before a phase's clock starts, Great Expectations imported meanwhile, as there.
+    (prefect_test_harness would migrate a new database for every phase: 15-20 s each, most of the
+    bench's time at its tiny scale.)"""
     import atexit
     from flows.server import Temporary
     from flows.validate import suites
