@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import json
 import re
 import urllib.parse
 import warnings
@@ -243,9 +244,10 @@ def test_assets_are_installed_only_when_their_tarball_matches_its_pin(tmp_path, 
 
 
 def test_the_index_of_remembered_results_is_the_index_of_every_result_read_again(tmp_path):
-    """The index builder remembers, per process, what it read of each stored result
-    (flows/validate/views.py): a site built so lists every run as one whose index read every
-    stored result again, success and failure each where it was."""
+    """The index builder remembers what it read of each stored result (flows/validate/views.py),
+    in its process and, for the next process, in the site's summaries: a site built either way
+    lists every run as one whose index read every stored result again, success and failure each
+    where it was. A result file changed on disk is read again."""
     from flows.validate import views
     gx = suites._gx()
     suite = gx.ExpectationSuite(name="datadocs_index")
@@ -255,17 +257,34 @@ def test_the_index_of_remembered_results_is_the_index_of_every_result_read_again
     good, bad = (batch_def.get_batch(batch_parameters={"dataframe": pd.DataFrame({"headcount": [n]})})
                  .validate(suite, result_format="BASIC") for n in (3, -3))
 
-    def site(root: Path, forget: bool) -> str:
-        for month, res in zip(("01", "02", "03", "04"), (good, bad, good, bad)):
-            if forget:
-                views._SEEN.clear()
-            index = publish_results([res], root, f"2024-{month} run")
-        # Run times differ between the two sites; nothing else may.
+    def shown(index: Path) -> str:
+        # Run times differ between the sites; nothing else may.
         return re.sub(r"'_run_time_sort': [\d.]+|\d{8}T\d{6}\.\d+Z|\d{4}-\d\d-\d\d[ T][\d:.]+", "T", index.read_text())
 
-    every_time = site(tmp_path / "read", forget=True)
-    remembered = site(tmp_path / "remembered", forget=False)
-    assert remembered == every_time
+    def site(root: Path, forget: str) -> str:
+        for month, res in zip(("01", "02", "03", "04"), (good, bad, good, bad)):
+            if forget:  # a new process: nothing remembered in it
+                views._SEEN.clear()
+            if forget == "all":
+                (root / ".gx-store" / views.SUMMARIES).unlink(missing_ok=True)
+            index = publish_results([res], root, f"2024-{month} run")
+        return shown(index)
+
+    every_time = site(tmp_path / "read", forget="all")
+    remembered = site(tmp_path / "remembered", forget="")
+    assert len([k for k in views._SEEN if k[0].startswith(str(tmp_path / "remembered"))]) == 4
+    summarised = site(tmp_path / "summarised", forget="process")
+    assert remembered == every_time and summarised == every_time
     assert [m for m in re.findall(r"'_validation_success_text': '(\w+)'", remembered)] == \
         ["Failed", "Success", "Failed", "Success"]  # newest first
-    assert len([k for k in views._SEEN if k[0].startswith(str(tmp_path / "remembered"))]) == 4
+    summaries = json.loads((tmp_path / "summarised" / ".gx-store" / views.SUMMARIES).read_text())
+    assert sorted(e["success"] for e in summaries.values()) == [False, False, True, True]
+    # A result file changed on disk (its size and time differ): the index reads it again.
+    [first] = (tmp_path / "summarised" / ".gx-store" / "validations").rglob("*/2024-01 run/*/*.json")
+    stored = json.loads(first.read_text())
+    assert stored["success"] is True
+    first.write_text(json.dumps({**stored, "success": False}, indent=1))
+    views._SEEN.clear()
+    index = publish_results([good], tmp_path / "summarised", "2024-05 run")
+    assert re.findall(r"'_validation_success_text': '(\w+)'", shown(index)) == \
+        ["Success", "Failed", "Success", "Failed", "Failed"]
