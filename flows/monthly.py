@@ -30,6 +30,9 @@ from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.utilities.annotations import quote
+# Prefect imports FastAPI's encoder on each flow run's creation, the first one paying for the import
+# (0.2 s): with the rest of the run's imports, while a temporary server starts (flows/server.py).
+import fastapi.encoders  # noqa: F401
 
 from flows.validate import datadocs, suites
 from flows.warehouse import faults, load, publish, rollup

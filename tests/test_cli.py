@@ -157,8 +157,9 @@ def test_the_temporary_server_of_a_run_serves_its_months_without_heartbeats_and_
     """The temporary server `shegong run` starts itself, before Prefect is imported (server.Temporary):
     Prefect's ephemeral API on PREFECT_HOME's database. While the run's months go, Prefect's
     settings name it and send no flow run heartbeats (the server ends with the run: nobody is left
-    to miss them, and each flow run would wait up to 1 s for the heartbeat thread); stopped, it is
-    gone. The first test runs `shegong run` through it."""
+    to miss them, and each flow run would wait up to 1 s for the heartbeat thread). It is warmed
+    (server.warm) before the months start; stopped, it is gone, and warming it then raises
+    nothing. The first test runs `shegong run` through it."""
     from prefect.settings import get_current_settings
     from flows import server
     # The Prefect home the first test's run used: its database is migrated already.
@@ -172,6 +173,7 @@ def test_the_temporary_server_of_a_run_serves_its_months_without_heartbeats_and_
             settings = get_current_settings()
             assert (settings.api.url, settings.flows.heartbeat_frequency) == (temporary.api, None)
             assert server.healthy(temporary.api) and (server.prefect_home() / "prefect.db").is_file()
+            assert temporary.warmed.is_set()
             proc = temporary.proc
             with open(f"/proc/{proc.pid}/environ", "rb") as fh:
                 environ = fh.read().split(b"\0")
@@ -181,3 +183,4 @@ def test_the_temporary_server_of_a_run_serves_its_months_without_heartbeats_and_
         temporary.stop()
         os.environ.pop("PREFECT_API_URL", None)
     assert proc.poll() is not None and not server.healthy(temporary.api)
+    server.warm(temporary.api)
