@@ -119,3 +119,25 @@ def test_rows_of_settled_files_keep_the_last_runs_failures_and_the_rest_are_vali
                                         period="2024-03")
     assert sorted(clean_failures.select("path", "rule").iter_rows()) == [("b.xlsx", "registry")]
     assert clean["accepted"].to_list() == [True, False]
+
+
+def test_remembered_expectation_types_are_those_gx_derives():
+    """suites._remember_expectation_types: GX's class-name-to-type function, remembered, gives
+    what GX's own gives for every expectation it has, and results carry those types."""
+    from flows.validate.suites import _gx, suite
+    from flows.config import SCHEMAS
+    from flows.schemas import load_forms
+    _gx()
+    import great_expectations.expectations.expectation as expectation
+    import great_expectations.util as util
+    from great_expectations.expectations.registry import _registered_expectations
+    remembered = util.camel_to_snake
+    assert expectation.camel_to_snake is remembered and hasattr(remembered, "cache_info")
+    original = remembered.__wrapped__
+    names = [cls.__name__ for cls in _registered_expectations.values()]
+    assert len(names) > 50
+    assert [remembered(n) for n in names] == [original(n) for n in names]
+    assert remembered("ExpectColumnValuesToBeInSet") == "expect_column_values_to_be_in_set"
+    built, _ = suite(load_forms(SCHEMAS)["SG-03"])
+    assert {e.configuration.type for e in built.expectations} >= {"expect_column_values_to_be_in_set",
+                                                                  "expect_column_values_to_not_be_null"}
