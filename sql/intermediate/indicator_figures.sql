@@ -37,6 +37,25 @@ units as (
     select * from intermediate.units
 ),
 
+-- Each join reads only the figures of its own role: a unit has some 60 figures and an indicator
+-- uses at most four, so joining all of them four times (2 million rows at a province's 33,000
+-- units) cost four times what the whole query costs now.
+numerators as (
+    select * from figures where figure in (select numerator from definitions)
+),
+
+denominators as (
+    select * from figures where figure in (select denominator from definitions)
+),
+
+target_figures as (
+    select * from figures where figure in (select target_figure from definitions)
+),
+
+meeting_figures as (
+    select * from figures where figure in (select meeting from definitions)
+),
+
 computed as (
     select
         getvariable('period') as period,
@@ -65,10 +84,10 @@ computed as (
         p.plan_name
     from units as u
     join definitions as d on list_contains(d.levels, u.level)
-    left join figures as n on n.unit_code = u.code and n.figure = d.numerator
-    left join figures as dn on dn.unit_code = u.code and dn.figure = d.denominator
-    left join figures as t on t.unit_code = u.code and t.figure = d.target_figure
-    left join figures as m on m.unit_code = u.code and m.figure = d.meeting
+    left join numerators as n on n.unit_code = u.code and n.figure = d.numerator
+    left join denominators as dn on dn.unit_code = u.code and dn.figure = d.denominator
+    left join target_figures as t on t.unit_code = u.code and t.figure = d.target_figure
+    left join meeting_figures as m on m.unit_code = u.code and m.figure = d.meeting
     left join plan as p on true
 ),
 
