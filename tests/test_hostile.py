@@ -166,6 +166,32 @@ def test_a_reader_that_dies_rejects_its_file_only_and_the_next_file_is_read(tmp_
     assert record.status == "read" and rows
 
 
+def test_a_workbook_is_sent_whole_to_its_reader_while_signals_interrupt_the_write(tmp_path):
+    """A write into the reader's full pipe that a signal interrupts takes part of the workbook; the
+    rest must follow, or the reader waits for it and the file times out as unreadable (60 s, then
+    rejected). Signals every half millisecond, a workbook of 1 MB (the pipe holds 64 KB)."""
+    import random
+    import signal
+    import string
+    from flows.ingest.sandbox import _READER
+    rnd = random.Random(1)
+    wb = openpyxl.Workbook()
+    for _ in range(3000):
+        wb.active.append(["".join(rnd.choices(string.ascii_letters, k=40)) for _ in range(10)])
+    wb.save(tmp_path / "big.xlsx")
+    data = (tmp_path / "big.xlsx").read_bytes()
+    assert len(data) > 8 * 65536
+    old = signal.signal(signal.SIGALRM, lambda *_: None)
+    signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+    try:
+        sheets = _READER.parse("xlsx", data)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    (_, _, rows, _), = sheets
+    assert len(rows) == 3000 and rows[0][0] == wb.active["A1"].value and rows[-1][-1] == wb.active["J3000"].value
+
+
 @pytest.mark.parametrize("make, en", [
     (lambda p: p.symlink_to(p), "symbolic link that cannot be followed (dangling or a loop)"),
     (lambda p: p.symlink_to(p.parent / "gone.csv"), "symbolic link that cannot be followed (dangling or a loop)"),

@@ -192,8 +192,7 @@ class _Reader:
         with self.lock:
             proc = self._start()
             try:
-                proc.stdin.write(_FRAME.pack(len(request)) + request)
-                proc.stdin.flush()
+                _write_all(proc.stdin, _FRAME.pack(len(request)) + request)
                 kind, *reply = pickle.loads(_receive(proc.stdout.fileno(), READER_SECONDS))
             except TimeoutError:
                 self.close()
@@ -242,6 +241,15 @@ class _Reader:
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
+
+
+def _write_all(pipe, data: bytes) -> None:
+    """Every byte of `data` into the reader's pipe, unbuffered: a write may take only part of a
+    workbook when the pipe is full and a signal comes (a profiler attaching, say); the reader,
+    still waiting for the rest, would otherwise let the file time out as unreadable."""
+    view = memoryview(data)
+    while view:
+        view = view[pipe.write(view) or 0:]
 
 
 def _resident(pid: int) -> int:
