@@ -142,11 +142,21 @@ def test_no_page_or_stylesheet_of_a_runs_site_links_an_asset_outside_it(month_db
         text = path.read_text(encoding="utf-8")
         assert not ASSET.search(text), f"{path.relative_to(site)}: {ASSET.search(text).group(0)}"
     for page in pages:
+        # A browser refuses a file:// script with an integrity or CORS attribute: none is left.
+        assert not re.search(r"\b(integrity|crossorigin)=", page.read_text(encoding="utf-8")), page.name
         # Every script, stylesheet and image a page names is a file of the site.
         for ref in re.findall(r"""<(?:script|img)\b[^>]*\bsrc="([^"]+)"|<link\b[^>]*\bhref="([^"]+)\"""",
                               page.read_text(encoding="utf-8")):
             target = (page.parent / (ref[0] or ref[1]).split("?")[0]).resolve()
             assert target.is_file() and target.is_relative_to(site.resolve()), f"{page.name}: {ref}"
+
+
+def test_integrity_and_cors_attributes_go_with_the_blanks_before_them():
+    from flows.validate.vendor import _SRI
+    page = ('<link href="a.css" integrity="sha384-x"   crossorigin="anonymous" rel="stylesheet">\n'
+            '        <script src="b.js"\n          integrity="sha384-y"></script>   <p title="integrity"> x</p>')
+    assert _SRI.sub("", page) == ('<link href="a.css" rel="stylesheet">\n'
+                                  '        <script src="b.js"></script>   <p title="integrity"> x</p>')
 
 
 def test_the_site_opens_styled_and_sortable_with_every_request_outside_it_blocked(month_db, tmp_path):
