@@ -123,7 +123,7 @@ def test_rows_of_settled_files_keep_the_last_runs_failures_and_the_rest_are_vali
 
 def test_remembered_expectation_types_are_those_gx_derives():
     """suites._remember_expectation_types: GX's class-name-to-type function, remembered, gives
-    what GX's own gives for every expectation it has, and results carry those types."""
+    what GX's own gives for every expectation it has, and the suites' expectations carry those types."""
     from flows.validate.suites import _gx, suite
     from flows.config import SCHEMAS
     from flows.schemas import load_forms
