@@ -146,6 +146,25 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
     assert f"GX per file/ours {q['naive_over_ours']:.1f}x" in line
     assert f"rerun/full {100 * q['rerun_over_full']:.1f} %" in line
     assert out.splitlines()[1:] == bench.table(results).splitlines()
+    # Where the flow's wall went: the seconds in its tasks by stage, and what is left of the wall.
+    first = {"discover_files", "reuse_unchanged", "read_files", "identify_senders", "settled_validation",
+             "validate_form", "load_and_roll_up", "publish_warehouse", "write_feedback", "write_reports",
+             "write_reminders", "publish_data_docs"}
+    assert set(r["ours"]["tasks"]) == first and set(r["rerun"]["tasks"]) <= first
+    assert [set(spent) for spent in r["backfill"]["tasks"]] == [first] * 3
+    assert 0 < sum(r["ours"]["tasks"].values()) < r["ours"]["wall"]
+    by_stage = bench.time_by_stage(r)
+    assert [what for what, _, _ in by_stage] == ["full month", "rerun", "backfill month (mean of months 2-3)"]
+    for what, wall, parts in by_stage:
+        assert [stage for stage, _ in parts] == [stage for stage, _ in bench.STAGES] + [
+            "Prefect and the flow's own code"], what
+        assert sum(seconds for _, seconds in parts) == pytest.approx(wall) and min(s for _, s in parts) >= 0, what
+    full = dict(by_stage[0][2])
+    assert full["validation"] == r["ours"]["tasks"]["settled_validation"] + r["ours"]["tasks"]["validate_form"]
+    assert by_stage[2][1] == pytest.approx(sum(walls[1:]) / 2)
+    at = out.splitlines().index("tiny: where the flow's wall goes (seconds in its tasks, by stage)")
+    assert out.splitlines()[at + 1] == (f"  full month {r['ours']['wall']:.2f} s: " +
+                                        ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in by_stage[0][2]))
     for target, figure, ratio, holds in bench.targets(r):
         if target.startswith("month: shegong run, new warehouse (temporary"):
             assert holds == (q["cli_over_plain"] <= 4) and ratio == f"{q['cli_over_plain']:.1f}x"

@@ -21,6 +21,7 @@ The table, the ratios and the targets are printed from the numbers measured in t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -63,16 +64,56 @@ def temporary_server():
     return temporary.serving()
 
 
+# The flow's tasks (flows/monthly.py) by the stage of the month they do, for where its time goes.
+STAGES = (("reading", ("discover_files", "reuse_unchanged", "read_files", "read_batch")),
+          ("senders", ("identify_senders",)),
+          ("validation", ("settled_validation", "validate_form")),
+          ("load and roll-up", ("load_and_roll_up", "publish_warehouse")),
+          ("feedback and reports", ("write_feedback", "write_reports", "write_reminders")),
+          ("Data Docs", ("publish_data_docs",)))
+
+
+@contextlib.contextmanager
+def task_times():
+    """The seconds spent in each of the flow's tasks while the block runs, by task name: the time
+    in the task's own function as Prefect calls it, in this process (with the Dask runner, reading
+    runs in Dask's workers and is not counted). Each task's function is wrapped for the block."""
+    import functools
+    from prefect import Task
+    from flows import monthly
+    spent: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def timed(name, fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with lock:
+                    spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+        return inner
+    tasks = {t: t.fn for t in vars(monthly).values() if isinstance(t, Task)}
+    for t, fn in tasks.items():
+        t.fn = timed(fn.__name__, fn)
+    try:
+        yield spent
+    finally:
+        for t, fn in tasks.items():
+            t.fn = fn
+
+
 def phase_ours(period: str, inbox: str, db: str) -> dict:
     """The real flow, in a Prefect run against a temporary API (as `shegong run` has)."""
     serving = temporary_server()  # first: it starts while the flow's modules are imported
     from flows.monthly import monthly_rollup
-    with serving:
+    with serving, task_times() as spent:
         started = time.perf_counter()
         s = monthly_rollup(period=period, inbox=inbox, db=db)
         wall = time.perf_counter() - started
     return {"wall": wall, "files": s["files"], "rows": s["rows"], "files_reused": s["files_reused"],
-            "files_rejected": s["files_rejected"], "rows_rejected": s["rows_rejected"]}
+            "files_rejected": s["files_rejected"], "rows_rejected": s["rows_rejected"], "tasks": spent}
 
 
 def phase_read(period: str, inbox: str) -> dict:
@@ -143,13 +184,15 @@ def phase_backfill(start: str, end: str, inbox: str, db: str) -> dict:
     months = [start]
     while months[-1] < end:
         months.append(add_months(months[-1], 1))
-    walls = []
+    walls, tasks = [], []
     with serving:
         for period in months:
-            started = time.perf_counter()
-            monthly_rollup(period=period, inbox=inbox, db=db, data_docs_index=period == months[-1])
-            walls.append(time.perf_counter() - started)
-    return {"wall": sum(walls), "months": months, "walls": walls}
+            with task_times() as spent:
+                started = time.perf_counter()
+                monthly_rollup(period=period, inbox=inbox, db=db, data_docs_index=period == months[-1])
+                walls.append(time.perf_counter() - started)
+            tasks.append(spent)
+    return {"wall": sum(walls), "months": months, "walls": walls, "tasks": tasks}
 
 
 def phase_naive(period: str, inbox: str, units_csv: str, sample: int | None) -> dict:
@@ -446,6 +489,28 @@ def ratios(r: dict) -> dict:
     return q
 
 
+def time_by_stage(r: dict) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """Where the flow's wall went, for the full month, the rerun and (city) a backfill month (the
+    mean of months 2-N): (what, wall, [(stage, seconds in its tasks)...]), a task of no stage
+    under its own name, and last what is left: Prefect's runs and the flow's own code."""
+    runs = [("full month", r["ours"]["wall"], r["ours"]["tasks"]), ("rerun", r["rerun"]["wall"], r["rerun"]["tasks"])]
+    if "backfill" in r and len(r["backfill"]["walls"]) > 1:
+        later = list(zip(r["backfill"]["walls"], r["backfill"]["tasks"]))[1:]
+        mean: dict[str, float] = {}
+        for _, spent in later:
+            for name, seconds in spent.items():
+                mean[name] = mean.get(name, 0.0) + seconds / len(later)
+        runs.append((f"backfill month (mean of months 2-{len(later) + 1})", sum(w for w, _ in later) / len(later),
+                     mean))
+    staged = {name for _, names in STAGES for name in names}
+    out = []
+    for what, wall, spent in runs:
+        parts = [(stage, sum(spent.get(n, 0.0) for n in names)) for stage, names in STAGES]
+        parts += sorted((name, seconds) for name, seconds in spent.items() if name not in staged)
+        out.append((what, wall, parts + [("Prefect and the flow's own code", wall - sum(v for _, v in parts))]))
+    return out
+
+
 def targets(r: dict) -> list[tuple[str, str, str, bool]]:
     """Issue 17's targets at this scale: (target, figure, ratio, holds)."""
     q, rows = ratios(r), []
@@ -524,6 +589,10 @@ def table(results: list[dict]) -> str:
                    f"our reading/floor {q['read_over_floor']:.2f}x  (runner: {r['runner']}; "
                    f"{r['ours']['rows']:,} rows, {r['ours']['files_rejected']} files rejected; "
                    f"rerun reused {r['rerun']['files_reused']:,} files)")
+    for r in results:
+        out += ["", f"{r['scale']}: where the flow's wall goes (seconds in its tasks, by stage)"]
+        for what, wall, parts in time_by_stage(r):
+            out.append(f"  {what} {wall:.2f} s: " + ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in parts))
     for r in results:
         rows = targets(r)
         out += ["", f"{r['scale']}: targets (issue 17)"]
