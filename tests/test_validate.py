@@ -141,3 +141,56 @@ def test_remembered_expectation_types_are_those_gx_derives():
     built, _ = suite(load_forms(SCHEMAS)["SG-03"])
     assert {e.configuration.type for e in built.expectations} >= {"expect_column_values_to_be_in_set",
                                                                   "expect_column_values_to_not_be_null"}
+
+
+DEFERRED_SCRIPT = r'''
+import sys
+from pathlib import Path
+from flows.config import SCHEMAS, load_settings
+from flows.ingest.convert import to_frame
+from flows.registry import Tree, load_units
+from flows.schemas import load_forms
+from flows.validate import datadocs, suites
+
+form = load_forms(SCHEMAS)["SG-03"]
+tree = Tree(load_units(load_settings().units_csv))
+rows = [dict(_file="a.xlsx", _sheet="S", _header_row=3, _received_at=None, _row=4, unit_code="510402001000",
+             unit_name="大渡口街道", station_in_service=True, operation_mode="外包")]
+sheets = {("a.xlsx", "S", 3): {"headers": {}, "sender": None, "sender_code": None}}
+_, failures, result = suites.validate(form, to_frame(form, rows), tree, sheets, period="2024-03")
+index = datadocs.publish_results([result], Path(sys.argv[1]), "2024-03 test")
+print("failures", sorted(failures["rule"].to_list()))
+print("pages", index.is_file())
+print("stand-ins", [type(sys.modules[n]).__name__ for n in ("scipy.stats", "altair")])
+print("loaded", [n in sys.modules for n in ("scipy.stats._stats_py", "altair.vegalite")])
+# GX's module that imports both, read as it reads them:
+import great_expectations.expectations.core.expect_column_kl_divergence_to_be_less_than as kl
+print("cdf", kl.stats.norm.cdf(0.0), kl.alt.Chart.__module__)
+import scipy, scipy.stats, altair
+print("real", [type(m).__name__ for m in (sys.modules["scipy.stats"], sys.modules["altair"])],
+      scipy.stats is sys.modules["scipy.stats"], altair is sys.modules["altair"])
+from scipy.stats import norm
+import scipy.stats.distributions
+print("same", norm is kl.stats.norm is scipy.stats.distributions.norm)
+suites.defer_import("no_such_module_here")
+suites.defer_import("scipy.stats")
+print("left", "no_such_module_here" in sys.modules, type(sys.modules["scipy.stats"]).__name__)
+'''
+
+
+def test_modules_gx_imports_and_no_expectation_of_ours_uses_are_imported_only_when_read(tmp_path):
+    """suites.DEFERRED: SciPy's statistics and Altair are stand-ins through a validation and its
+    Data Docs pages (a new process, so that nothing else imported them first), and the real
+    modules, the same objects everywhere, as soon as anything reads them."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", DEFERRED_SCRIPT, str(tmp_path / "site")], capture_output=True,
+                         text=True, timeout=300, check=True).stdout.splitlines()
+    assert out == ["failures ['enum', 'required_when']",
+                   "pages True",
+                   "stand-ins ['_Deferred', '_Deferred']",
+                   "loaded [False, False]",
+                   "cdf 0.5 altair.vegalite.v6.api",
+                   "real ['module', 'module'] True True",
+                   "same True",
+                   "left False module"]

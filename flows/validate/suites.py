@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
+import sys
 import threading
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,12 +59,69 @@ class Check:
 
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    for name in DEFERRED:
+        defer_import(name)
     import great_expectations as gx
     # This GX module pins its own logger at INFO and announces a temporary docs folder on every
     # context: not news for anyone running the month.
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     _remember_expectation_types()
     return gx
+
+
+# Modules that Great Expectations imports with its own and that no expectation of ours uses:
+# SciPy's statistics (for GX's distribution expectations and their metrics: 0.7-1.0 s of GX's
+# 2.5-3 s import on this machine, `python -X importtime`) and Altair (the charts of its
+# KL-divergence expectation, 0.2 s). Each is bound to a stand-in that imports the module the
+# first time anything reads one of its attributes: a GX release or an expectation that uses
+# them gets the real module then (later, never different).
+DEFERRED = ("scipy.stats", "altair")
+
+
+class _Deferred(types.ModuleType):
+    """A module that is imported when one of its attributes is first read (defer_import)."""
+
+    def __getattr__(self, attr: str):  # only for what the stand-in itself does not have
+        return getattr(_imported(self), attr)
+
+    def __dir__(self):
+        return dir(_imported(self))
+
+
+_DEFERRING = threading.RLock()
+
+
+def _imported(stand_in: _Deferred) -> types.ModuleType:
+    """The real module of a stand-in, imported now if it is not yet (by one thread: the rest wait
+    for it). Importing it puts it in place of the stand-in, in sys.modules and on its parent."""
+    name = stand_in.__name__
+    with _DEFERRING:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+
+def defer_import(name: str) -> None:
+    """Put a stand-in for module `name` in sys.modules (and on its parent package) unless it is
+    imported already or not installed. It carries the module's spec and search path, so that
+    `import name`, `from name import x` and imports of its submodules find it without running the
+    module; reading any other attribute imports it (see _Deferred)."""
+    with _DEFERRING:
+        if name in sys.modules:
+            return
+        spec = importlib.util.find_spec(name)  # for a submodule, this imports its parent package
+        if spec is None:
+            return
+        stand_in = _Deferred(name)
+        stand_in.__spec__, stand_in.__loader__ = spec, spec.loader
+        stand_in.__file__ = spec.origin
+        stand_in.__package__ = name if spec.submodule_search_locations is not None else spec.parent
+        if spec.submodule_search_locations is not None:
+            stand_in.__path__ = list(spec.submodule_search_locations)
+        sys.modules[name] = stand_in
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, stand_in)
 
 
 _PATCHING = threading.Lock()
