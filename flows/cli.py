@@ -83,6 +83,16 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _in_spare(argv: list[str]) -> int | None:
+    """`shegong run` in the spare process beside a server `shegong server start` left running
+    (flows/spare.py): its exit status, or None to run it here."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    from flows import server, spare
+    state = server.running()
+    return spare.delegate(argv, state["api"]) if state else None
+
+
 def cmd_missing(args) -> int:
     from flows.outputs.missing import table
     print(table(Path(args.db), args.period, args.unit))
@@ -170,12 +180,15 @@ def cmd_sample(args) -> int:
 
 def cmd_server(args) -> int:
     from flows import server
+    from flows import spare
     if args.action == "start":
         state, started = server.start(args.host, args.port)
         print(f"Prefect 服务器{'已启动' if started else '已在运行'}：界面 {state['url']}，API {state['api']}"
               f"（进程 {state['pid']}，日志 {state['log']}）；shegong run 将使用它")
+        print(_spare_line(spare.start_beside(state["api"])))
         return 0
     if args.action == "stop":
+        spare.stop()
         state = server.stop()
         print(f"Prefect 服务器已停止（{state['url']}，进程 {state['pid']}）" if state else
               "没有由 shegong server start 启动的 Prefect 服务器")
@@ -184,9 +197,18 @@ def cmd_server(args) -> int:
     if state:
         print(f"Prefect 服务器运行中：界面 {state['url']}，API {state['api']}（进程 {state['pid']}，"
               f"自 {state['started']}，日志 {state['log']}）")
+        print(_spare_line(spare.ready()))
         return 0
     print(f"没有运行中的 Prefect 服务器（{server.state_file()}）；shegong run 将启动临时服务器")
     return 3
+
+
+def _spare_line(state: dict | None) -> str:
+    from flows import spare
+    if state:
+        return f"预热进程就绪（进程 {state['pid']}）：shegong run 在其中运行，免去导入所需的数秒"
+    return (f"预热进程未就绪（日志 {spare.server.prefect_home() / spare.LOG_NAME}）：shegong run 将在新进程中运行；"
+            f"上一次运行刚结束时，新的预热进程需要几秒")
 
 
 def cmd_explain(args) -> int:
@@ -330,12 +352,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(os.environ.get("SHEGONG_LOG_LEVEL", "WARNING"))
     log.propagate = False
+    if args.func is cmd_run:
+        status = _in_spare(argv)
+        if status is not None:
+            return status
     if getattr(args, "settings", None):
         # Through the environment, so that the flow's tasks (and Dask workers) see it too.
         os.environ["SHEGONG_SETTINGS"] = str(args.settings.resolve())

@@ -101,7 +101,21 @@ def _watch(r: int, line: Callable[[int, int], str], main: int) -> None:
     try:
         _stop(got[0], line, main)
     finally:  # whatever happens, the process ends: the main thread may be waiting for it (_wait)
+        for hook in _ON_EXIT:
+            try:
+                hook(128 + got[0])
+            except Exception:
+                pass
         os._exit(128 + got[0])
+
+
+_ON_EXIT: list[Callable[[int], None]] = []
+
+
+def on_exit(hook: Callable[[int], None]) -> None:
+    """Have `hook(status)` told the status this process exits with when a signal stops it (it
+    ends with os._exit, past atexit): a spare (flows/spare.py) tells its caller."""
+    _ON_EXIT.append(hook)
 
 
 def _stop(signum: int, line: Callable[[int, int], str], main: int) -> None:

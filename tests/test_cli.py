@@ -105,8 +105,10 @@ def test_a_server_left_running_is_used_by_runs_until_stopped(tmp_path):
         assert started.returncode == 0, started.stderr
         url, api, pid = state["url"], state["api"], state["pid"]
         assert api == url + "/api" and url.startswith("http://127.0.0.1:")
+        spare = json.loads((home / "shegong-spare.json").read_text())["pid"]  # flows/spare.py, tests/test_spare.py
         assert started.stdout == (f"Prefect 服务器已启动：界面 {url}，API {api}（进程 {pid}，日志 "
-                                  f"{home / 'shegong-server.log'}）；shegong run 将使用它\n")
+                                  f"{home / 'shegong-server.log'}）；shegong run 将使用它\n"
+                                  f"预热进程就绪（进程 {spare}）：shegong run 在其中运行，免去导入所需的数秒\n")
         status = run("server", "status", env=env)
         assert status.returncode == 0 and status.stdout.startswith(f"Prefect 服务器运行中：界面 {url}，API {api}（进程 {pid}，")
         again = run("server", "start", env=env)
@@ -117,7 +119,7 @@ def test_a_server_left_running_is_used_by_runs_until_stopped(tmp_path):
                 env=env)
         assert p.returncode == 0, p.stderr
         lines = p.stdout.splitlines()
-        assert lines[1] == f"Prefect：使用 shegong server start 启动的服务器 {api}（界面 {url}）"
+        assert lines[1] == f"Prefect：使用 shegong server start 启动的服务器 {api}（界面 {url}），在其预热进程中运行"
         assert lines[0].startswith("2024-03: 文件 9 个（无法读取 2），数据行 32 行（未通过校验 4）")
         # The run is the server's, as its UI shows it: one completed flow run of the month.
         assert [f["name"] for f in _api(api, "/flows/filter")] == ["monthly-rollup"]

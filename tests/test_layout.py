@@ -18,7 +18,7 @@ MAY_IMPORT = {
     "warehouse": {"ingest", "validate"},
     "outputs": {"warehouse"},
 }
-RUN = {"flows.cli", "flows.monthly", "flows.deploy", "flows.server", "flows.stopping", "flows.progress"}
+RUN = {"flows.cli", "flows.monthly", "flows.deploy", "flows.server", "flows.spare", "flows.stopping", "flows.progress"}
 
 
 def part(module: str) -> str:
