@@ -128,6 +128,9 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
     # Each `shegong run` says which server it used: the first a temporary one, the second the one started.
     assert "\nPrefect：本次运行启动临时服务器" in r["cli"]["stdout"]
     assert "\nPrefect：使用 shegong server start 启动的服务器 http://127.0.0.1:" in r["cli_server"]["stdout"]
+    # ... in the spare process kept beside it (flows/spare.py), whose CPU and memory are the run's.
+    assert r["cli_server"]["spare"] and "，在其预热进程中运行\n" in r["cli_server"]["stdout"]
+    assert re.search(r"^tiny\s+shegong run, running server \(in its spare process\)\s", out, re.M)
     walls = r["backfill"]["walls"]
     assert r["backfill"]["months"] == ["2025-04", "2025-05", "2025-06"] and len(walls) == 3
     q = bench.ratios(r)
