@@ -228,3 +228,33 @@ for line in sys.stdin:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process under `pid`: its children, theirs, and so on."""
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = {int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()}
+        except OSError:
+            continue
+        todo += sorted(kids - found)
+        found |= kids
+    return found
+
+
+def gone(pid: int) -> bool:
+    """Whether a process has ended (a zombie waiting for its parent has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def wait_gone(pids, timeout: float = 30) -> list[int]:
+    """Those of `pids` still there after `timeout` seconds (none, once all have ended)."""
+    deadline = time.monotonic() + timeout
+    while not all(gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if not gone(p)]

@@ -23,7 +23,7 @@ from flows.config import SCHEMAS
 from flows.monthly import monthly_rollup
 from flows.ingest.read import read_file
 from flows.schemas import load_forms
-from runs import run
+from runs import descendants, run, wait_gone
 
 FORMS = load_forms(SCHEMAS)
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
@@ -190,6 +190,42 @@ def test_a_workbook_is_sent_whole_to_its_reader_while_signals_interrupt_the_writ
         signal.signal(signal.SIGALRM, old)
     (_, _, rows, _), = sheets
     assert len(rows) == 3000 and rows[0][0] == wb.active["A1"].value and rows[-1][-1] == wb.active["J3000"].value
+
+
+POOL_SCRIPT = r"""
+import sys, time
+from pathlib import Path
+from flows.ingest import sandbox
+if __name__ == "__main__":
+    root = Path(sys.argv[1])
+    pool = sandbox._pool(2)
+    # Both workers busy at once, each with its reader process started.
+    list(pool.map(sandbox.parse_files, [[root / "东区" / "东区民政局3月.xlsx"]] * 4, [root] * 4, ["2024-03"] * 4))
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_killed_with_sigkill_leaves_no_pool_or_reader_process_behind(tmp_path):
+    """The read pool's workers are the forkserver's children and hold its queues open, so they
+    never saw the process whose pool they were die: killed with SIGKILL (or at a memory limit),
+    it left the forkserver, both workers and their reader processes waiting forever. Each worker
+    now ends once that process has gone (sandbox._end_with), and the rest with them."""
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(INBOX / PERIOD)], stdout=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        left = descendants(proc.pid)
+        names = [open(f"/proc/{p}/cmdline").read().split("\0") for p in left]
+        assert sum(n[1:3] == ["-m", "flows.ingest.sandbox"] for n in names) == 2  # a reader per worker
+        assert sum(any("forkserver" in a for a in n) for n in names) == 3  # the forkserver, two workers
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert wait_gone(left) == []
 
 
 @pytest.mark.parametrize("make, en", [

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import INBOX, assert_same_tables
+from runs import descendants, gone, wait_gone
 
 SHEGONG = Path(sys.executable).parent / "shegong"
 PERIOD = "2024-03"
@@ -39,38 +40,6 @@ def ready_spare(home: Path, other_than: int | None = None, timeout: float = 180)
             return state["pid"]
         time.sleep(0.1)
     raise AssertionError(f"no spare ready in {timeout} s: {spare_state(home)}")
-
-
-def gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
-
-
-def wait_gone(pids, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(gone(p) for p in pids):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def children(pid: int) -> set[int]:
-    """Every process under `pid`."""
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            continue
-        for k in map(int, kids):
-            if k not in found:
-                found.add(k)
-                todo.append(k)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +69,7 @@ def test_a_run_beside_a_running_server_runs_in_its_spare_as_it_runs_in_a_process
     url = api.removesuffix("/api")
     lines = spared.stdout.splitlines()
     assert lines[1] == f"Prefect：使用 shegong server start 启动的服务器 {api}（界面 {url}），在其预热进程中运行"
-    assert gone(first) or wait_gone([first])  # a spare runs one command, then ends
+    assert wait_gone([first]) == []  # a spare runs one command, then ends
     second = ready_spare(home, other_than=first)  # and a new one takes its place
 
     # Another setting Prefect reads when imported: not the spare's, so the run's own process.
@@ -138,7 +107,7 @@ def test_a_run_in_the_spare_stops_on_ctrl_c_and_sigterm_and_ends_with_its_caller
             time.sleep(0.05)
         assert marker.exists(), caller.communicate()
         assert marker.read_text().split()[0] == str(spare)  # the run is the spare's
-        started = children(spare)
+        started = descendants(spare)
         assert started  # its reader process, at least
         caller.send_signal(how)
         out, err = caller.communicate(timeout=60)
@@ -151,7 +120,7 @@ def test_a_run_in_the_spare_stops_on_ctrl_c_and_sigterm_and_ends_with_its_caller
             assert out == ""
         else:
             assert caller.returncode == -signal.SIGKILL
-        assert wait_gone([spare, *started]), [p for p in [spare, *started] if not gone(p)]
+        assert wait_gone([spare, *started]) == []
         assert not db.exists()
         assert ready_spare(home, other_than=spare) not in (spare, before)
 
@@ -193,7 +162,7 @@ def test_stopping_the_server_ends_its_spare(served):
     pid = ready_spare(home)
     stopped = run("server", "stop", env=env)
     assert stopped.returncode == 0, stopped.stderr
-    assert wait_gone([pid])
+    assert wait_gone([pid]) == []
     assert spare_state(home) is None and not (home / "shegong-spare.sock").exists()
     status = run("server", "status", env=env)
     assert status.returncode == 3 and len(status.stdout.splitlines()) == 1

@@ -441,7 +441,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         # The server keeps the environment and folder it started with: each worker takes this
         # process's own, so settings, key and log level are the run's.
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_like,
-                                   initargs=(*logs, env, cwd))
+                                   initargs=(*logs, env, cwd, (os.getpid(), _started(os.getpid()))))
         _POOL = (terms, pool)
         return pool
 
@@ -485,9 +485,34 @@ def _log_setup() -> tuple[int, list[tuple[str | None, str | None]]]:
     return log.level, formats
 
 
-def _worker_like(level: int, formats: list[tuple[str | None, str | None]], env: dict[str, str], cwd: str) -> None:
+def _started(pid: int) -> str | None:
+    """When a live process started (clock ticks since boot): with its pid, which process it is."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in "ZX" else fields[19]
+
+
+ORPHAN_CHECK = 1.0  # seconds between a worker's looks at the process whose pool it serves
+
+
+def _end_with(owner: tuple[int, str | None]) -> None:
+    """End this worker once the process whose pool it is has gone. Its workers are the
+    forkserver's children, and each holds the pool's queues open, so none of them sees that
+    process die (killed with SIGKILL, or by the memory limit): they, the forkserver and their
+    reader processes would wait for work forever."""
+    pid, started = owner
+    while _started(pid) == started is not None:
+        time.sleep(ORPHAN_CHECK)
+    os._exit(0)
+
+
+def _worker_like(level: int, formats: list[tuple[str | None, str | None]], env: dict[str, str], cwd: str,
+                 owner: tuple[int, str | None]) -> None:
     """A worker set up as its parent: environment, folder, and the "shegong" logger ("file
-    rejected" warnings read the same either way)."""
+    rejected" warnings read the same either way); it ends when `owner` (pid, start time) does."""
+    threading.Thread(target=_end_with, args=(owner,), name="shegong-owner", daemon=True).start()
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
