@@ -42,7 +42,9 @@ SOCKET_NAME = "shegong-spare.sock"
 STATE_NAME = "shegong-spare.json"
 LOG_NAME = "shegong-spare.log"
 READY_TIMEOUT = 120.0  # seconds `shegong server start` waits for the spare's imports
-HELLO_TIMEOUT = 5.0  # seconds either side waits for the other's part of the handshake
+# Seconds either side waits for the other's part of the handshake. Generous: a caller that gave
+# up on an answer the spare then sent would run the month itself beside the spare's run of it.
+HELLO_TIMEOUT = 30.0
 IDLE_CHECK = 30.0  # seconds between an idle spare's checks that its server still runs
 # Environment variables that what the spare imports reads then, or that decide how it imports:
 # Prefect's settings, Python's, those of the libraries with native thread pools and allocators,
@@ -125,33 +127,39 @@ def delegate(argv: list[str], api: str) -> int | None:
     env = {**os.environ, "PREFECT_API_URL": api}
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(HELLO_TIMEOUT)
+    # Held until the spare has answered: then passed on to it, or taken here as before.
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:
-        with _short(path) as name:
-            conn.connect(name)
-        hello = json.dumps({"code": code_key(), "env": env_key(env, os.getcwd()), "argv": [sys.argv[0], *argv],
-                            "environ": dict(os.environ), "cwd": os.getcwd()}).encode()
-        socket.send_fds(conn, [b"h"], [0, 1, 2])
-        conn.sendall(_FRAME.pack(len(hello)) + hello)
-        reply = _message(conn)
-    except (OSError, ValueError, EOFError) as exc:
-        log.info("no spare process took the run (%s); running it here", exc)
-        conn.close()
-        return None
-    if not reply.get("ok"):
-        log.info("the spare process did not take the run (%s); running it here", reply.get("why"))
-        conn.close()
-        return None
-    pid = int(reply["pid"])
-    forwarded: list[int] = []
-
-    def forward(signum, frame) -> None:
-        forwarded.append(signum)
         try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, forward)
+            with _short(path) as name:
+                conn.connect(name)
+            hello = json.dumps({"code": code_key(), "env": env_key(env, os.getcwd()), "argv": [sys.argv[0], *argv],
+                                "environ": dict(os.environ), "cwd": os.getcwd()}).encode()
+            socket.send_fds(conn, [b"h"], [0, 1, 2])
+            conn.sendall(_FRAME.pack(len(hello)) + hello)
+            reply = _message(conn)
+        except (OSError, ValueError, EOFError) as exc:
+            log.info("no spare process took the run (%s); running it here", exc)
+            conn.close()
+            return None
+        if not reply.get("ok"):
+            log.info("the spare process did not take the run (%s); running it here", reply.get("why"))
+            conn.close()
+            return None
+        pid = int(reply["pid"])
+        forwarded: list[int] = []
+
+        def forward(signum, frame) -> None:
+            forwarded.append(signum)
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        for signum in stops:
+            signal.signal(signum, forward)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     conn.settimeout(None)
     status = None
     while True:
@@ -406,7 +414,11 @@ def _serve() -> int:
                 return 0
             continue
         _retire(listener)
-        _send(conn, {"ok": True, "pid": os.getpid()})
+        try:
+            _send(conn, {"ok": True, "pid": os.getpid()})
+        except OSError:  # the caller is gone: it runs nothing, and neither does this spare
+            launch(launched_env, launched_cwd, "the last one lost its caller before the run")
+            return 0
         return _run(conn, fds, hello, launched_env, launched_cwd)
 
 
