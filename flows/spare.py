@@ -36,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from flows import server
+from flows import procs, server
 
 SOCKET_NAME = "shegong-spare.sock"
 STATE_NAME = "shegong-spare.json"
@@ -220,7 +220,7 @@ def launch(env: dict[str, str], cwd: str, why: str) -> int:
                                     stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
             out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} spare {proc.pid} started by {os.getpid()}: {why}\n"
                       .encode())
-        _record({"pid": proc.pid, "since": _since(proc.pid), "api": env.get("PREFECT_API_URL"), "ready": False})
+        _record({"pid": proc.pid, "since": procs.started(proc.pid), "api": env.get("PREFECT_API_URL"), "ready": False})
     return proc.pid
 
 
@@ -230,19 +230,9 @@ def _record(state: dict) -> None:
     os.replace(part, state_file())
 
 
-def _since(pid: int) -> str | None:
-    """When a live process started (clock ticks since boot): with its pid, which process it is,
-    from its fork on (a pid is used again by another process in time, a reboot or not)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in "ZX" else fields[19]
-
-
 def _is_spare(state: dict) -> bool:
     try:
-        return _since(int(state["pid"])) == state["since"] is not None
+        return procs.started(int(state["pid"])) == state["since"] is not None
     except (KeyError, TypeError, ValueError):
         return False
 
@@ -376,7 +366,7 @@ def _serve() -> int:
     _warm_up()
     listener = _listen()
     api = os.environ.get("PREFECT_API_URL")
-    _record({"pid": os.getpid(), "since": _since(os.getpid()), "api": api, "ready": True,
+    _record({"pid": os.getpid(), "since": procs.started(os.getpid()), "api": api, "ready": True,
              "socket": str(socket_path()), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     signal.signal(signal.SIGTERM, lambda *_: (_retire(listener), os._exit(0)))
     listener.settimeout(IDLE_CHECK)

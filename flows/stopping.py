@@ -29,6 +29,7 @@ import threading
 import time
 from typing import Callable
 
+from flows import procs
 from flows.errors import Interrupted
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -261,13 +262,8 @@ def descendants(root: int | None = None) -> set[int]:
 
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state, parent pid) of a process, None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return fields[0], int(fields[1])
+    fields = procs.stat(pid)
+    return None if fields is None else (fields[0], int(fields[1]))
 
 
 def _signal(pid: int, signum: int) -> None:

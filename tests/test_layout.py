@@ -9,8 +9,8 @@ from flows.config import PROJECT
 
 FLOWS = PROJECT / "flows"
 # What the modules of each part may import from the package, besides themselves. The foundation is
-# what every stage shares: settings, errors, the key, the registry, the forms.
-FOUNDATION = {"flows.config", "flows.errors", "flows.pii", "flows.registry", "flows.schemas"}
+# what every stage shares: settings, errors, the key, processes, the registry, the forms.
+FOUNDATION = {"flows.config", "flows.errors", "flows.pii", "flows.procs", "flows.registry", "flows.schemas"}
 MAY_IMPORT = {
     "foundation": set(),
     "ingest": set(),

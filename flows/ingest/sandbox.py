@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable
 
 import python_calamine
 
-from flows import pii
+from flows import pii, procs
 from flows.config import load_settings
 from flows.errors import ConfigError, FileRejected
 from flows.ingest.convert import form_frame, rows_frame
@@ -441,7 +441,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         # The server keeps the environment and folder it started with: each worker takes this
         # process's own, so settings, key and log level are the run's.
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_like,
-                                   initargs=(*logs, env, cwd, (os.getpid(), _started(os.getpid()))))
+                                   initargs=(*logs, env, cwd, (os.getpid(), procs.started(os.getpid()))))
         _POOL = (terms, pool)
         return pool
 
@@ -485,15 +485,6 @@ def _log_setup() -> tuple[int, list[tuple[str | None, str | None]]]:
     return log.level, formats
 
 
-def _started(pid: int) -> str | None:
-    """When a live process started (clock ticks since boot): with its pid, which process it is."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in "ZX" else fields[19]
-
-
 ORPHAN_CHECK = 1.0  # seconds between a worker's looks at the process whose pool it serves
 
 
@@ -503,7 +494,7 @@ def _end_with(owner: tuple[int, str | None]) -> None:
     process die (killed with SIGKILL, or by the memory limit): they, the forkserver and their
     reader processes would wait for work forever."""
     pid, started = owner
-    while _started(pid) == started is not None:
+    while procs.started(pid) == started is not None:
         time.sleep(ORPHAN_CHECK)
     os._exit(0)
 
