@@ -179,8 +179,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_server(args) -> int:
-    from flows import server
-    from flows import spare
+    from flows import server, spare
     if args.action == "start":
         state, started = server.start(args.host, args.port)
         print(f"Prefect 服务器{'已启动' if started else '已在运行'}：界面 {state['url']}，API {state['api']}"
@@ -204,10 +203,10 @@ def cmd_server(args) -> int:
 
 
 def _spare_line(state: dict | None) -> str:
-    from flows import spare
+    from flows import server, spare
     if state:
         return f"预热进程就绪（进程 {state['pid']}）：shegong run 在其中运行，免去导入所需的数秒"
-    return (f"预热进程未就绪（日志 {spare.server.prefect_home() / spare.LOG_NAME}）：shegong run 将在新进程中运行；"
+    return (f"预热进程未就绪（日志 {server.prefect_home() / spare.LOG_NAME}）：shegong run 将在新进程中运行；"
             f"上一次运行刚结束时，新的预热进程需要几秒")
 
 

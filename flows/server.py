@@ -260,6 +260,7 @@ def for_run() -> str:
     state = running()
     if state:
         os.environ["PREFECT_API_URL"] = state["api"]
-        spare = "，在其预热进程中运行" if os.environ.get("SHEGONG_SPARE_SERVING") else ""
+        from flows.spare import SERVING
+        spare = "，在其预热进程中运行" if os.environ.get(SERVING) else ""
         return f"Prefect：使用 shegong server start 启动的服务器 {state['api']}（界面 {state['url']}）{spare}"
     return "Prefect：本次运行启动临时服务器（常驻服务器见 shegong server start）"
