@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from flows import procs, server
+from flows.config import PROJECT
 
 SOCKET_NAME = "shegong-spare.sock"
 STATE_NAME = "shegong-spare.json"
@@ -52,15 +53,14 @@ IDLE_CHECK = 30.0  # seconds between an idle spare's checks that its server stil
 # read when a run needs them, from the caller's environment, which the spare takes for the run.
 COMPARED = ("PREFECT_", "PYTHON", "GX_", "DASK_", "POLARS_", "RAYON_", "_RJEM_", "OMP_", "OPENBLAS_", "ARROW_",
             "DO_NOT_TRACK", "LANG", "LC_", "TZ", "HOME", "TMPDIR")
-PROJECT = Path(__file__).resolve().parent.parent
 _FRAME = struct.Struct("<I")
 SERVING = "SHEGONG_SPARE_SERVING"  # set in the spare's environment while it runs a command
 
 log = logging.getLogger("shegong")
 
 
-def socket_path() -> Path:
-    return server.prefect_home() / SOCKET_NAME
+def socket_path(home: Path | None = None) -> Path:
+    return (home or server.prefect_home()) / SOCKET_NAME
 
 
 @contextlib.contextmanager
@@ -74,8 +74,8 @@ def _short(path: Path):
         os.close(fd)
 
 
-def state_file() -> Path:
-    return server.prefect_home() / STATE_NAME
+def state_file(home: Path | None = None) -> Path:
+    return (home or server.prefect_home()) / STATE_NAME
 
 
 def code_key() -> str:
@@ -237,19 +237,19 @@ def _is_spare(state: dict) -> bool:
         return False
 
 
-def _recorded() -> dict | None:
-    """The spare's state, while its process lives."""
+def _recorded(home: Path | None = None) -> dict | None:
+    """The spare's state, while its process lives (`home`: PREFECT_HOME, this process's by default)."""
     try:
-        state = json.loads(state_file().read_text())
+        state = json.loads(state_file(home).read_text())
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) and _is_spare(state) else None
 
 
-def ready() -> dict | None:
+def ready(home: Path | None = None) -> dict | None:
     """The idle spare's state, if one is waiting for a command."""
-    state = _recorded()
-    return state if state and state.get("ready") and socket_path().exists() else None
+    state = _recorded(home)
+    return state if state and state.get("ready") and socket_path(home).exists() else None
 
 
 def wait_ready(pid: int, timeout: float = READY_TIMEOUT) -> dict | None:

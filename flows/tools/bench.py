@@ -352,13 +352,9 @@ def run_command(cmd: list[str], env: dict, what: str, also: int | None = None) -
 
 def spare_pid(env: dict) -> int | None:
     """The spare run process `shegong server start` keeps beside its server, once it is ready."""
-    from flows.server import prefect_home
-    path = Path(env.get("PREFECT_HOME") or prefect_home()) / "shegong-spare.json"
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return int(state["pid"]) if state.get("ready") else None
+    from flows import spare
+    state = spare.ready(Path(env["PREFECT_HOME"]) if env.get("PREFECT_HOME") else None)
+    return int(state["pid"]) if state else None
 
 
 def make_inbox(scale: str, root: Path, months: int = 1) -> tuple[Path, Path | None, float]:
