@@ -194,3 +194,25 @@ def problem_rows_of(body: bytes):
     import io
     ws = openpyxl.load_workbook(io.BytesIO(body))["问题清单"]
     return [tuple(c.value for c in row) for row in ws.iter_rows(min_row=4, max_col=7)]
+
+
+def test_many_lists_are_written_by_the_pool_as_this_process_writes_them(month_db, tmp_path, monkeypatch):
+    """From POOL_MIN_WORKBOOKS lists on (a province month's 1,177), the read pool's processes make
+    the workbooks: the same bytes, names and manifest as when this process makes them."""
+    from flows.ingest import sandbox
+    from flows.outputs import feedback
+    here = write_feedback(month_db, PERIOD, tmp_path / "here")
+    monkeypatch.setattr(feedback, "POOL_MIN_WORKBOOKS", 1)
+    monkeypatch.setattr(feedback, "POOL_BATCH", 1)  # a batch per list: the order must hold across batches
+    calls = []
+    real = sandbox.map_in_pool
+    monkeypatch.setattr(sandbox, "map_in_pool", lambda fn, batches: calls.append(len(batches)) or real(fn, batches))
+    try:
+        pooled = write_feedback(month_db, PERIOD, tmp_path / "pooled")
+    finally:
+        sandbox.close_pool()
+    assert calls == [len(here)] and len(here) > 1
+    assert [p.name for p in pooled] == [p.name for p in here]
+    assert [p.read_bytes() for p in pooled] == [p.read_bytes() for p in here]
+    assert ((tmp_path / "pooled" / ".lists" / f"{PERIOD}.json").read_bytes()
+            == (tmp_path / "here" / ".lists" / f"{PERIOD}.json").read_bytes())

@@ -419,6 +419,19 @@ def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | Non
         raise
 
 
+def map_in_pool(fn: Callable, batches: list) -> list:
+    """`fn` over each batch on the read pool's processes (the month's pool when it is still up,
+    else one started for it), results in the order of `batches`: for pure work of the month's
+    own (the senders' feedback workbooks) that would keep one core busy while the other waits.
+    `fn` must be a module-level function, its batches and results picklable."""
+    pool = _pool(os.cpu_count() or 1)
+    try:
+        return list(pool.map(fn, batches))
+    except BaseException:
+        close_pool()
+        raise
+
+
 # The pool, kept for the next month of this process (a backfill, make demo): starting it, its
 # workers and their reader processes, cost a month about 1 s. Kept only while everything that
 # decides what a worker does is as it was when it started (`terms` in _pool).
