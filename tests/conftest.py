@@ -109,7 +109,9 @@ def assert_same_warehouse(a: Path, b: Path, queries: list[str] | None = None, ev
 # take from the month's last run.
 RUN_COLUMNS = ("run_id", "flow_run_id", "started_at", "finished_at", "computed_at", "files_reused", "units_rerolled")
 # Tables that keep every run's rows: of them, the latest run's are the month's.
-EVERY_RUN = ("ingest.runs", "mart.indicator_history")
+EVERY_RUN = ("ingest.runs",)
+# Tables that keep what each run changed (rollup.APPEND_ONLY): of them, each key's latest row.
+CHANGES = {"mart.indicator_history": "period, unit_code, indicator_id"}
 
 
 def every_table_query(db: Path) -> list[str]:
@@ -130,15 +132,17 @@ def every_table_query(db: Path) -> list[str]:
                        if c not in RUN_COLUMNS]
             listed = ", ".join(f'"{c}"' for c in columns)
             latest = (" where run_id = (select run_id from ingest.runs order by finished_at desc limit 1)"
-                      if f"{schema}.{name}" in EVERY_RUN else "")
+                      if f"{schema}.{name}" in EVERY_RUN else
+                      f" qualify row_number() over (partition by {CHANGES[f'{schema}.{name}']} order by computed_at desc) = 1"
+                      if f"{schema}.{name}" in CHANGES else "")
             queries.append(f"select {listed} from {schema}.{name}{latest} order by all")
     return queries
 
 
 def assert_same_tables(a: Path, b: Path) -> None:
     """Two warehouses of the same month are equal table by table and view by view, row for row, but
-    for which run built them and when (RUN_COLUMNS; of the tables keeping every run, the latest's).
-    A table or view may be empty (a month in which every unit sent everything misses nothing), as
+    for which run built them and when (RUN_COLUMNS; of the tables keeping every run, the latest
+    run's rows; of those keeping changes, each key's latest). A table or view may be empty (a month in which every unit sent everything misses nothing), as
     long as it is in both; the month's own rows (WAREHOUSE_QUERIES) may not."""
     assert_same_warehouse(a, b)
     assert_same_warehouse(a, b, every_table_query(a), every_one_filled=False)

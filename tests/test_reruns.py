@@ -1,5 +1,5 @@
 """Months rerun after late or corrected files: the new figures replace the old in
-mart.indicator_values, and every run's figures stay in mart.indicator_history."""
+mart.indicator_values, and mart.indicator_history keeps what each run changed."""
 from __future__ import annotations
 
 import shutil
@@ -20,6 +20,8 @@ def test_late_file_changes_the_month_and_history_keeps_the_first_revision(tmp_pa
     shutil.move(late, held)
     db = tmp_path / "w.duckdb"
     monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    first = tmp_path / "first.duckdb"
+    shutil.copyfile(db, first)
     shutil.move(held, late)  # 米易县's roster arrives after the first run
     monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
     with duckdb.connect(str(db), read_only=True) as con:
@@ -32,8 +34,22 @@ def test_late_file_changes_the_month_and_history_keeps_the_first_revision(tmp_pa
             where h.unit_code = '510400000000' and h.indicator_id = 'talent_total'
             order by h.computed_at""").fetchall()
         assert history == [(6.0, 8), (9.0, 9)]
-        per_run = con.execute("select count(*) from mart.indicator_history group by run_id").fetchall()
-        assert per_run == [(6966,), (6966,)]
+        # The first run's every value; the rerun's only those that changed: the rows of 米易县's
+        # units (its roster's villages, its townships, the county) and the city, counted here
+        # from the two runs' published values.
+        per_run = con.execute("select count(*) from mart.indicator_history h join ingest.runs r using (run_id) "
+                              "group by r.finished_at order by r.finished_at").fetchall()
+        con.execute(f"attach '{first}' as first (read_only)")
+        changed = con.execute("select count(*) from (select * from mart.indicator_values except all "
+                              "select * from first.mart.indicator_values)").fetchone()[0]
+        assert per_run == [(6966,), (changed,)] and changed == 38
+        # The latest row of each unit and indicator is what is published now.
+        assert con.execute("""
+            select count(*) from (
+                select * exclude (run_id, computed_at) from mart.indicator_history
+                qualify row_number() over (partition by period, unit_code, indicator_id order by computed_at desc) = 1
+                except all select * from mart.indicator_values)""").fetchone()[0] == 0
+        con.execute("detach first")
         # The rerun parsed only the late file; the eight unchanged ones came from the first run.
         assert con.execute("select files_reused from ingest.runs order by finished_at").fetchall() == [(0,), (8,)]
     # ...and gives the same warehouse as a run from scratch on the same files.
@@ -182,6 +198,8 @@ def test_a_rerun_recomputes_the_indicators_of_the_units_it_changed_only(tmp_path
     db = tmp_path / "w.duckdb"
     monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
     monthly_rollup(period=PERIOD, inbox=str(inbox), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:  # nothing changed: nothing added to the history
+        assert con.execute("select count(*) from mart.indicator_history").fetchall() == [(6966,)]
     roster = inbox / PERIOD / LATE
     lines = roster.read_bytes().split(b"\r\n")
     left = [line for line in lines if "冯八".encode("gbk") in line]

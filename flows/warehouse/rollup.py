@@ -21,8 +21,14 @@ from flows.registry import plan_for
 from flows.warehouse import sqlfiles
 from flows.warehouse.load import add_new_columns, month_start
 
-# Appended by every run and never cleared: the history of what each run computed.
-APPEND_ONLY = {"mart.indicator_history"}
+# Appended and never cleared: the history of what the runs computed. A run appends the rows of its
+# query that differ (any column but RUN_STAMP, NULLs equal) from the latest row of their key in the
+# month (by computed_at): every row on the month's first run, none when nothing changed. So the
+# latest row of each key is what was published last, a key's row as of a day is its latest row
+# computed by then, and the table grows with what changed, not with every run's copy of the month
+# (583,538 rows a province rerun). Table -> its key besides the period.
+APPEND_ONLY = {"mart.indicator_history": ("unit_code", "indicator_id")}
+RUN_STAMP = ("run_id", "computed_at")
 # The warnings the roll-up adds to ingest.failures (sql/checks), beside validation's: a rerun
 # takes validation's results from the last run, never these, which the roll-up adds again.
 MONTH_ON_MONTH, POPULATION_SHARE, ROSTER_CONFLICT = "month_on_month", "population_share", "roster_conflict"
@@ -126,6 +132,27 @@ def changed_units(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("select count(*) from changed_units").fetchone()[0]
 
 
+def append_changed(con: duckdb.DuckDBPyConnection, table: str, query: str, columns: list[str],
+                   key: tuple[str, ...], units: str | None = None) -> None:
+    """Append the rows of `query` (of `columns`) that are not already the latest of their key in the
+    month (APPEND_ONLY); `units`: a table of the only unit_codes whose rows may have changed."""
+    compared = [c for c in columns if c not in RUN_STAMP]
+    only = f"unit_code in (select unit_code from {units})" if units else "true"
+    con.execute(f"""
+        insert into {table} by name
+        with new as (select * from ({query}) where {only}),
+        latest as (
+            select * from {table}
+            where period = getvariable('period') and {only}
+            qualify row_number() over (partition by {', '.join(key)} order by computed_at desc) = 1
+        )
+        select * from new as n
+        where not exists (
+            select 1 from latest as l
+            where {' and '.join(f'l."{c}" is not distinct from n."{c}"' for c in compared)}
+        )""")
+
+
 def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_id: str = "",
           run_at: str | None = None, deadline_utc: str | None = None, kept: bool = False) -> int:
     """The month's roll-up. `kept` (keep_month said so): PER_UNIT tables rebuilt for the changed
@@ -149,7 +176,7 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
         table, query = step.relation, step.query()
         if step.kind == "view":
             con.execute(f"create or replace view {table} as {query}")
-        elif "period" not in [d[0] for d in con.execute(f"describe {query}").fetchall()]:
+        elif "period" not in (columns := [d[0] for d in con.execute(f"describe {query}").fetchall()]):
             con.execute(f"create or replace table {table} as {query}")
         else:
             con.execute(f"create table if not exists {table} as select * from ({query}) limit 0")
@@ -162,9 +189,13 @@ def build(con: duckdb.DuckDBPyConnection, period: str, community_rule: str, run_
                                 f"(select unit_code from changed_units)", [period])
                     con.execute(f"insert into {table} by name select * from ({query}) "
                                 f"where unit_code in (select unit_code from changed_units)")
+            elif table in APPEND_ONLY:
+                # A rerun that rebuilt the PER_UNIT rows of some units: only theirs can have changed.
+                if not (kept and changed == 0):
+                    append_changed(con, table, query, columns, APPEND_ONLY[table],
+                                   "changed_units" if kept and changed else None)
             else:
-                if table not in APPEND_ONLY:
-                    con.execute(f"delete from {table} where period = ?", [period])
+                con.execute(f"delete from {table} where period = ?", [period])
                 con.execute(f"insert into {table} by name {query}")
         sqlfiles.apply_comments(con, table)
     return changed if kept else con.execute("select count(*) from intermediate.units").fetchone()[0]

@@ -1,5 +1,7 @@
--- Every run's indicator values, kept: what was reported for a month on a given day, beside
--- what is known now (mart.indicator_values). Appended by each run, never rewritten.
+-- Each run's indicator values, kept: what was reported for a month on a given day, beside what
+-- is known now (mart.indicator_values). Appended, never rewritten, and only the rows that differ
+-- from their unit's and indicator's latest (rollup.APPEND_ONLY): all of them on a month's first
+-- run, none on a rerun that changes nothing.
 with this_run as (
     select
         getvariable('run_id') as run_id,
