@@ -10,12 +10,14 @@ if __package__ != "flows":
     raise ImportError("flows/monthly.py is the module flows.monthly: deploy the flow with `shegong serve` or "
                       "`shegong deploy` (entrypoint flows.monthly.monthly_rollup), not from its file path")
 
+import contextvars
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -499,13 +501,21 @@ def roll_up(run: Run, data_docs_index: bool = True) -> dict:
         finally:
             publish.discard(building)
         progress.step("反馈表与月报")
-        # One read-only connection to the month just published, for all its outputs.
-        with publish.writing(db_path, published=period), report.published(db_path, period):
-            sent = write_feedback(db_path, period)
-            reports = write_reports(db_path, period, quote(run.settings))
+        # One read-only connection to the month just published, for all its outputs. The senders'
+        # lists and the report are made on the read pool's processes when there are many
+        # (feedback.POOL_MIN_WORKBOOKS, workbook.POOL_MIN_ROWS): their tasks wait for them in
+        # threads of their own while this one writes the reminders and the validation site
+        # (a province month: 1,177 lists, a report of 1.5 s, Data Docs 0.6 s, one after the other).
+        with publish.writing(db_path, published=period), report.published(db_path, period), \
+                ThreadPoolExecutor(2, thread_name_prefix="outputs") as beside:
+            lists = beside.submit(contextvars.copy_context().run, write_feedback, db_path, period)
+            books = beside.submit(contextvars.copy_context().run, write_reports, db_path, period,
+                                  quote(run.settings))
             reminders = write_reminders(db_path, period, quote(run.settings))
-            publish_artifacts(db_path, period, reports)
             docs = publish_data_docs(quote(results), db_path, f"{period} {run.run_id}", data_docs_index)
+            reports = books.result()
+            publish_artifacts(db_path, period, reports)
+            sent = lists.result()
     rejected_files = [r for r in records if r.status == "rejected"]
     rows = sum(f.height for _, f, _ in staged.values())
     rows_rejected = sum(f.filter(~pl.col("accepted")).height for _, f, _ in staged.values())

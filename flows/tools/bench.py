@@ -69,15 +69,17 @@ STAGES = (("reading", ("discover_files", "reuse_unchanged", "read_files", "read_
           ("senders", ("identify_senders",)),
           ("validation", ("settled_validation", "validate_form")),
           ("load and roll-up", ("load_and_roll_up", "publish_warehouse")),
-          ("feedback and reports", ("write_feedback", "write_reports", "write_reminders")),
-          ("Data Docs", ("publish_data_docs",)))
+          # Written partly at once (monthly.roll_up): one stage, the time from the first to the last.
+          ("feedback, reports and Data Docs", ("write_feedback", "write_reports", "write_reminders",
+                                              "publish_data_docs")))
 
 
 @contextlib.contextmanager
-def task_times():
+def task_times(spans: dict | None = None):
     """The seconds spent in each of the flow's tasks while the block runs, by task name: the time
     in the task's own function as Prefect calls it, in this process (with the Dask runner, reading
-    runs in Dask's workers and is not counted). Each task's function is wrapped for the block."""
+    runs in Dask's workers and is not counted). Each task's function is wrapped for the block.
+    `spans`: also each call's (start, end), by task name, for stage_walls."""
     import functools
     from prefect import Task
     from flows import monthly
@@ -91,8 +93,11 @@ def task_times():
             try:
                 return fn(*args, **kwargs)
             finally:
+                ended = time.perf_counter()
                 with lock:
-                    spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+                    spent[name] = spent.get(name, 0.0) + ended - started
+                    if spans is not None:
+                        spans.setdefault(name, []).append((started, ended))
         return inner
     tasks = {t: t.fn for t in vars(monthly).values() if isinstance(t, Task)}
     for t, fn in tasks.items():
@@ -104,16 +109,32 @@ def task_times():
             t.fn = fn
 
 
+def stage_walls(spans: dict) -> dict[str, float]:
+    """The wall time of each stage: how long any of its tasks ran (tasks of a stage may run at once)."""
+    out = {}
+    for stage, names in STAGES:
+        total, end = 0.0, None
+        for a, b in sorted(span for name in names for span in spans.get(name, [])):
+            if end is None or a > end:
+                total, end = total + b - a, b
+            elif b > end:
+                total, end = total + b - end, b
+        out[stage] = total
+    return out
+
+
 def phase_ours(period: str, inbox: str, db: str) -> dict:
     """The real flow, in a Prefect run against a temporary API (as `shegong run` has)."""
     serving = temporary_server()  # first: it starts while the flow's modules are imported
     from flows.monthly import monthly_rollup
-    with serving, task_times() as spent:
+    spans: dict = {}
+    with serving, task_times(spans) as spent:
         started = time.perf_counter()
         s = monthly_rollup(period=period, inbox=inbox, db=db)
         wall = time.perf_counter() - started
     return {"wall": wall, "files": s["files"], "rows": s["rows"], "files_reused": s["files_reused"],
-            "files_rejected": s["files_rejected"], "rows_rejected": s["rows_rejected"], "tasks": spent}
+            "files_rejected": s["files_rejected"], "rows_rejected": s["rows_rejected"], "tasks": spent,
+            "stages": stage_walls(spans)}
 
 
 def phase_read(period: str, inbox: str) -> dict:
@@ -184,15 +205,17 @@ def phase_backfill(start: str, end: str, inbox: str, db: str) -> dict:
     months = [start]
     while months[-1] < end:
         months.append(add_months(months[-1], 1))
-    walls, tasks = [], []
+    walls, tasks, stages = [], [], []
     with serving:
         for period in months:
-            with task_times() as spent:
+            spans: dict = {}
+            with task_times(spans) as spent:
                 started = time.perf_counter()
                 monthly_rollup(period=period, inbox=inbox, db=db, data_docs_index=period == months[-1])
                 walls.append(time.perf_counter() - started)
             tasks.append(spent)
-    return {"wall": sum(walls), "months": months, "walls": walls, "tasks": tasks}
+            stages.append(stage_walls(spans))
+    return {"wall": sum(walls), "months": months, "walls": walls, "tasks": tasks, "stages": stages}
 
 
 def phase_naive(period: str, inbox: str, units_csv: str, sample: int | None) -> dict:
@@ -511,19 +534,23 @@ def time_by_stage(r: dict) -> list[tuple[str, float, list[tuple[str, float]]]]:
     """Where the flow's wall went, for the full month, the rerun and (city) a backfill month (the
     mean of months 2-N): (what, wall, [(stage, seconds in its tasks)...]), a task of no stage
     under its own name, and last what is left: Prefect's runs and the flow's own code."""
-    runs = [("full month", r["ours"]["wall"], r["ours"]["tasks"]), ("rerun", r["rerun"]["wall"], r["rerun"]["tasks"])]
+    runs = [("full month", r["ours"]["wall"], r["ours"]["tasks"], r["ours"]["stages"]),
+            ("rerun", r["rerun"]["wall"], r["rerun"]["tasks"], r["rerun"]["stages"])]
     if "backfill" in r and len(r["backfill"]["walls"]) > 1:
-        later = list(zip(r["backfill"]["walls"], r["backfill"]["tasks"]))[1:]
+        later = list(zip(r["backfill"]["walls"], r["backfill"]["tasks"], r["backfill"]["stages"]))[1:]
         mean: dict[str, float] = {}
-        for _, spent in later:
+        mean_stages: dict[str, float] = {}
+        for _, spent, stages in later:
             for name, seconds in spent.items():
                 mean[name] = mean.get(name, 0.0) + seconds / len(later)
-        runs.append((f"backfill month (mean of months 2-{len(later) + 1})", sum(w for w, _ in later) / len(later),
-                     mean))
+            for stage, seconds in stages.items():
+                mean_stages[stage] = mean_stages.get(stage, 0.0) + seconds / len(later)
+        runs.append((f"backfill month (mean of months 2-{len(later) + 1})", sum(w for w, _, _ in later) / len(later),
+                     mean, mean_stages))
     staged = {name for _, names in STAGES for name in names}
     out = []
-    for what, wall, spent in runs:
-        parts = [(stage, sum(spent.get(n, 0.0) for n in names)) for stage, names in STAGES]
+    for what, wall, spent, stages in runs:
+        parts = [(stage, stages.get(stage, 0.0)) for stage, _ in STAGES]
         parts += sorted((name, seconds) for name, seconds in spent.items() if name not in staged)
         out.append((what, wall, parts + [("Prefect and the flow's own code", wall - sum(v for _, v in parts))]))
     return out
