@@ -320,7 +320,7 @@ def publish_warehouse(building: Path, db: Path) -> None:
 @task(cache_policy=NONE)
 def write_feedback(db: Path, period: str) -> list[Path]:
     """A workbook of problems for each sender of the month, beside the warehouse."""
-    return feedback.write_feedback(db, period, feedback_dir(db))
+    return feedback.write_feedback(db, period, feedback_dir(db), sandbox.map_in_pool)
 
 
 def feedback_dir(db: Path) -> Path:
@@ -332,7 +332,7 @@ def write_reports(db: Path, period: str, settings: Settings) -> dict[str, str]:
     """The month's report for the bureau, an xlsx workbook and a self-contained HTML page, in
     <db dir>/reports/<period>/, from the published warehouse."""
     out = workbook.report_dir(db, period)
-    return {"工作簿": str(workbook.write_workbook(db, period, out, settings)),
+    return {"工作簿": str(workbook.write_workbook(db, period, out, settings, sandbox.map_in_pool)),
             "网页": str(webpage.write_page(db, period, out, settings))}
 
 

@@ -205,10 +205,9 @@ def test_many_lists_are_written_by_the_pool_as_this_process_writes_them(month_db
     monkeypatch.setattr(feedback, "POOL_MIN_WORKBOOKS", 1)
     monkeypatch.setattr(feedback, "POOL_BATCH", 1)  # a batch per list: the order must hold across batches
     calls = []
-    real = sandbox.map_in_pool
-    monkeypatch.setattr(sandbox, "map_in_pool", lambda fn, batches: calls.append(len(batches)) or real(fn, batches))
     try:
-        pooled = write_feedback(month_db, PERIOD, tmp_path / "pooled")
+        pooled = write_feedback(month_db, PERIOD, tmp_path / "pooled",
+                                lambda fn, batches: calls.append(len(batches)) or sandbox.map_in_pool(fn, batches))
     finally:
         sandbox.close_pool()
     assert calls == [len(here)] and len(here) > 1

@@ -172,3 +172,24 @@ def test_a_months_outputs_read_the_published_file_through_one_connection(month_d
     with pytest.raises(ConfigError, match="no warehouse at"):
         read_published(db, PERIOD, lambda con, period: None)
     assert read_published(moved, PERIOD, lambda con, period: con.execute(count, [period]).fetchone()[0]) == 6966
+
+
+def test_a_large_report_is_made_by_the_pool_as_this_process_makes_it(month_db, tmp_path, monkeypatch):
+    """From POOL_MIN_ROWS rows on (a province's report), the run's read pool makes the workbook:
+    every cell and format the same as this process makes them."""
+    from flows.ingest import sandbox
+    from flows.outputs import workbook
+    here = openpyxl.load_workbook(write_workbook(month_db, PERIOD, tmp_path / "here"))
+    monkeypatch.setattr(workbook, "POOL_MIN_ROWS", 1)
+    calls = []
+    try:
+        path = write_workbook(month_db, PERIOD, tmp_path / "pooled", None,
+                              lambda fn, batches: calls.append(len(batches)) or sandbox.map_in_pool(fn, batches))
+    finally:
+        sandbox.close_pool()
+    pooled = openpyxl.load_workbook(path)
+    assert calls == [1] and pooled.sheetnames == here.sheetnames == list(SHEETS)
+    for name in SHEETS:
+        cells = [[(c.value, c.number_format, c.fill.fgColor.rgb) for c in row] for row in here[name].iter_rows()]
+        assert [[(c.value, c.number_format, c.fill.fgColor.rgb) for c in row] for row in pooled[name].iter_rows()] == cells
+        assert len(cells) > 1

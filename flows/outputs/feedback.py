@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import xlsxwriter
@@ -83,9 +84,10 @@ def _problems_and_senders(con: duckdb.DuckDBPyConnection, period: str) -> tuple[
     return problems, names
 
 
-def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
+def write_feedback(db: Path, period: str, out_dir: Path, map_batches: MapBatches | None = None) -> list[Path]:
     """Write out_dir/<period>/<code>-<name>.xlsx for each sender with problems in the month, from the
-    published warehouse (opened read-only); replace that month's earlier feedback files; return the paths."""
+    published warehouse (opened read-only); replace that month's earlier feedback files; return the paths.
+    `map_batches(fn, batches)`: where many workbooks are made (the run's read pool), see _bodies."""
     problems, names = read_published(Path(db), period, _problems_and_senders)
 
     month_dir = Path(out_dir) / period
@@ -121,7 +123,7 @@ def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
         else:
             manifest[file_name] = made_of
             todo.append((file_name, (code, name, year, month, sender_problems)))
-    for (file_name, _), body in zip(todo, _bodies([args for _, args in todo])):
+    for (file_name, _), body in zip(todo, _bodies([args for _, args in todo], map_batches)):
         with owner_only_file(month_dir / file_name) as tmp:
             tmp.write_bytes(body)
         manifest[file_name] = (manifest[file_name], hashlib.sha256(body).hexdigest())
@@ -131,19 +133,21 @@ def write_feedback(db: Path, period: str, out_dir: Path) -> list[Path]:
     return written
 
 
+# A function that maps a module-level function over batches in other processes, results in order.
+MapBatches = Callable[[Callable, list], list]
 # Workbooks written on the read pool's processes from this many on (a province month has 1,177, 3.5 s
 # on one core); below it, in this process, since a pool not already up costs ~1 s to start.
 POOL_MIN_WORKBOOKS = 200
 POOL_BATCH = 50
 
 
-def _bodies(todo: list[tuple]) -> list[bytes]:
-    """The workbooks of `todo` (_workbook's arguments each), in order."""
-    if len(todo) < POOL_MIN_WORKBOOKS:
+def _bodies(todo: list[tuple], map_batches: MapBatches | None) -> list[bytes]:
+    """The workbooks of `todo` (_workbook's arguments each), in order: by `map_batches` in batches
+    when there are many (the run passes its read pool's, ingest.sandbox.map_in_pool), else here."""
+    if map_batches is None or len(todo) < POOL_MIN_WORKBOOKS:
         return _workbooks(todo)
-    from flows.ingest import sandbox
     batches = [todo[i:i + POOL_BATCH] for i in range(0, len(todo), POOL_BATCH)]
-    return [body for bodies in sandbox.map_in_pool(_workbooks, batches) for body in bodies]
+    return [body for bodies in map_batches(_workbooks, batches) for body in bodies]
 
 
 def _workbooks(batch: list[tuple]) -> list[bytes]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import xlsxwriter
 
 from flows.outputs import missing
+from flows.outputs.feedback import MapBatches
 from flows.errors import ConfigError
 from flows.config import Settings
 from flows.outputs.report import LEVEL_ZH, STATUS_WORDS, latest_run, month_zh, owner_only_file, plan_line, plan_of, read_published, run_line
@@ -31,17 +32,18 @@ def report_dir(db: Path, period: str) -> Path:
     return Path(db).parent / "reports" / period
 
 
-def write_workbook(db: Path, period: str, out_dir: Path, settings: Settings | None = None) -> Path:
-    """Write out_dir/report-<period>.xlsx from the published warehouse; return its path."""
+def write_workbook(db: Path, period: str, out_dir: Path, settings: Settings | None = None,
+                   map_batches: MapBatches | None = None) -> Path:
+    """Write out_dir/report-<period>.xlsx from the published warehouse; return its path.
+    `map_batches(fn, batches)`: where a large report is made (the run's read pool)."""
     data = read_published(db, period, _gather)
     if not data["indicators"]:
         raise ConfigError(f"the warehouse has no figures for {period}; run `shegong run --period {period}`")
     path = Path(out_dir) / f"report-{period}.xlsx"
-    if sum(len(v) for v in data.values() if isinstance(v, list)) < POOL_MIN_ROWS:
+    if map_batches is None or sum(len(v) for v in data.values() if isinstance(v, list)) < POOL_MIN_ROWS:
         body = _book(period, data, settings)
     else:
-        from flows.ingest import sandbox
-        body = sandbox.map_in_pool(_book_of, [(period, data, settings)])[0]
+        body = map_batches(_book_of, [(period, data, settings)])[0]
     with owner_only_file(path) as tmp:
         tmp.write_bytes(body)
     return path
