@@ -110,14 +110,13 @@ def assert_same_warehouse(a: Path, b: Path, queries: list[str] | None = None, ev
 RUN_COLUMNS = ("run_id", "flow_run_id", "started_at", "finished_at", "computed_at", "files_reused", "units_rerolled")
 # Tables that keep every run's rows: of them, the latest run's are the month's.
 EVERY_RUN = ("ingest.runs",)
-# Tables that keep what each run changed (rollup.APPEND_ONLY): of them, each key's latest row.
-CHANGES = {"mart.indicator_history": "period, unit_code, indicator_id"}
 
 
 def every_table_query(db: Path) -> list[str]:
     """A query for each table and view of a warehouse, every column but RUN_COLUMNS (by name: a
     column added to an older warehouse comes last), all rows in order."""
     import duckdb
+    from flows.warehouse.rollup import APPEND_ONLY
     with duckdb.connect(str(db), read_only=True) as con:
         relations = con.execute(
             "select schema_name, table_name from duckdb_tables() where schema_name <> 'main' union all "
@@ -131,10 +130,12 @@ def every_table_query(db: Path) -> list[str]:
                                                  "and table_name = ? order by column_name", [schema, name]).fetchall()
                        if c not in RUN_COLUMNS]
             listed = ", ".join(f'"{c}"' for c in columns)
+            # Of the tables that keep what each run changed (APPEND_ONLY), each key's latest row.
             latest = (" where run_id = (select run_id from ingest.runs order by finished_at desc limit 1)"
                       if f"{schema}.{name}" in EVERY_RUN else
-                      f" qualify row_number() over (partition by {CHANGES[f'{schema}.{name}']} order by computed_at desc) = 1"
-                      if f"{schema}.{name}" in CHANGES else "")
+                      f" qualify row_number() over (partition by {', '.join(('period', *APPEND_ONLY[f'{schema}.{name}']))} "
+                      "order by computed_at desc) = 1"
+                      if f"{schema}.{name}" in APPEND_ONLY else "")
             queries.append(f"select {listed} from {schema}.{name}{latest} order by all")
     return queries
 

@@ -422,7 +422,8 @@ def parse_in_pool(paths: list[Path], root: Path, period: str, workers: int | Non
 def map_in_pool(fn: Callable, batches: list) -> list:
     """`fn` over each batch on the read pool's processes (the month's pool when it is still up,
     else one started for it), results in the order of `batches`: for pure work of the month's
-    own (the senders' feedback workbooks) that would keep one core busy while the other waits.
+    own (the senders' feedback workbooks, a large report) that would keep one core busy while the
+    other waits.
     `fn` must be a module-level function, its batches and results picklable."""
     pool = _pool(os.cpu_count() or 1)
     try:
