@@ -7,6 +7,7 @@ reported", never 0), and `ok` is False when a non-blank cell could not be unders
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ _EXCEL_EPOCH = dt.date(1899, 12, 30)
 
 def text_of(value: object) -> str | None:
     """The cell as the sender sees it, or None when blank. Integral floats lose their '.0'."""
+    if type(value) is str:  # most cells: asked first (a province month asks this 3 million times)
+        s = value.strip()
+        return s or None
     if value is None:
         return None
     if isinstance(value, bool):
@@ -50,10 +54,28 @@ _SPACES = re.compile(r"\s+")
 
 def fold(s: str) -> str:
     """Full-width digits and letters to ASCII, no spaces."""
-    return _SPACES.sub("", unicodedata.normalize("NFKC", s))
+    # The same as _SPACES.sub("", NFKC(s)) (str.split and \s both split on str.isspace), without
+    # normalising text that is normal already: most cells are.
+    if not unicodedata.is_normalized("NFKC", s):
+        s = unicodedata.normalize("NFKC", s)
+    return s if s.isalnum() else "".join(s.split())
+
+
+# Text cells already judged by is_blank: offices repeat the same few texts down a sheet and across
+# a month's files. Bounded: cleared when full.
+_BLANK_SEEN: dict[str, bool] = {}
+_BLANK_SEEN_MAX = 100_000
 
 
 def is_blank(value: object) -> bool:
+    if type(value) is str:
+        seen = _BLANK_SEEN.get(value)
+        if seen is None:
+            if len(_BLANK_SEEN) >= _BLANK_SEEN_MAX:
+                _BLANK_SEEN.clear()
+            t = value.strip()
+            seen = _BLANK_SEEN[value] = not t or fold(t) in BLANK_TEXTS
+        return seen
     if isinstance(value, (int, float)):  # a number is never blank (and this is asked of every cell)
         return False
     t = text_of(value)
@@ -291,12 +313,16 @@ def form_frame(form: Form, tables: list[TableRows], key: bytes) -> "pl.DataFrame
     for table in tables:
         height = len(table.rows)
         where = {f.name: i for i, f in table.layout.columns.items()}
+        # The table by column, at C speed: rows padded to the widest column read, then transposed.
+        width = max(where.values(), default=-1) + 1
+        by_column = list(zip(*(row if len(row) >= width else [*row, *itertools.repeat(None, width - len(row))]
+                               for row in table.rows))) if height else []
         for f in form.fields:
             i = where.get(f.name)
             if i is None:
                 cells[f.name].extend([_ABSENT] * height)
                 continue
-            column = [row[i] if i < len(row) else None for row in table.rows]
+            column = by_column[i] if height else ()
             if i in table.checkbox:  # the tick style: a blank is 否
                 column = ["否" if is_blank(v) else v for v in column]
             cells[f.name].extend(column)
@@ -308,8 +334,12 @@ def form_frame(form: Form, tables: list[TableRows], key: bytes) -> "pl.DataFrame
     # distinct value converts to; the rows' columns are then gathered in one Polars select.
     codes, distinct_columns = {}, {}
     for f in form.fields:
-        distinct: dict = {}
-        codes[f.name] = [distinct.setdefault((type(v), v), len(distinct)) for v in cells.pop(f.name)]
+        # Each cell's (type, value), its distinct ones in first-seen order, and each cell's index
+        # among them: map, zip and dict in C rather than a Python loop over the cells.
+        column = cells.pop(f.name)
+        keys = list(zip(map(type, column), column))
+        distinct = dict(zip(dict.fromkeys(keys), itertools.count()))
+        codes[f.name] = list(map(distinct.__getitem__, keys))
         values = [v for _, v in distinct]
         done = [(None, True) if v is _ABSENT else convert(f, v) for v in values]
         typed = [t for t, _ in done]

@@ -74,7 +74,7 @@ class Layout:
     columns: dict[int, Field]  # column index -> field
     headers: dict[str, str]  # field name -> header text as sent
 
-    @property
+    @functools.cached_property  # asked of every row of the table
     def code_column(self) -> int | None:
         return next((i for i, f in self.columns.items() if f.name == "unit_code"), None)
 
@@ -161,6 +161,16 @@ def _best_at(cells: _Texts, r: int, forms: list[Form], norm) -> tuple[Layout, fl
     return (best, best_score) if best else None
 
 
+# Header texts folded for matching (schemas.normalise_header), remembered across the sheets and
+# files of a process: every candidate row, form and header depth looks at the same texts.
+_NORM = functools.lru_cache(maxsize=1 << 16)(normalise_header)
+
+
+def _no_spaces(text: str) -> str:
+    """`text` without whitespace, as re.sub(r"\\s+", "", text) gives it: both go by str.isspace."""
+    return "".join(text.split())
+
+
 def _field_words(forms: dict[str, Form]) -> frozenset[str]:
     """Every folded header word of every form."""
     return frozenset(w for form in forms.values() for w in form.match_words)
@@ -186,15 +196,15 @@ def _header_at(cells: _Texts, r: int, forms: dict[str, Form], hinted: set[str], 
 
 
 def recognise(rows: list[list], forms: dict[str, Form], start: int = 0, cells: _Texts | None = None,
-              norm=None) -> Layout | None:
+              norm=None, words: frozenset[str] | None = None) -> Layout | None:
     """The form and header of the first table at or after row `start`, from the content: the
     first row (of the next HEAD_ROWS) whose header words name enough of a form's fields, the form
     decided by 表号 or title above it where several match."""
     # Every candidate form, row and header depth looks at the same few hundred head texts: each
     # is folded once per sheet.
-    norm = norm or functools.cache(normalise_header)
+    norm = norm or _NORM
     cells = cells or _Texts(rows)
-    words = _field_words(forms)
+    words = words or _field_words(forms)
     numbered, titled = set(), set()
     for r in range(start, min(len(rows), start + HEAD_ROWS)):
         layout = _header_at(cells, r, forms, numbered or titled, norm, words)
@@ -236,13 +246,13 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
     where the next header begins; the short rows just above that header (its title, 表号,
     填报单位) are the next table's titles, not data; a section label is never data; a header
     repeated with the same columns continues the table it repeats."""
-    norm = functools.cache(normalise_header)
+    norm = _NORM
     cells = _Texts(rows)
-    first = recognise(rows, forms, 0, cells, norm)
+    words = _field_words(forms)
+    first = recognise(rows, forms, 0, cells, norm, words)
     if first is None:
         return []
     tables = [Table(first, rows[:first.header_start])]
-    words = _field_words(forms)
     i = first.header_start + first.header_rows
     pending: list[int] = []  # blank and short rows that are data, or the titles of a table below
     while i < len(rows):
@@ -257,7 +267,7 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
             pending.append(i)
             i += 1
             continue
-        if len(values) == 1 and _SECTION.match(re.sub(r"\s+", "", next(iter(values)))):
+        if len(values) == 1 and _SECTION.match(_no_spaces(next(iter(values)))):
             i += 1
             continue
         if len({norm(t) for t in values} & words) >= 3:
@@ -309,14 +319,14 @@ def sender(title_rows: list[list]) -> str | None:
 
 def is_footer_or_total(row: list, layout: Layout) -> bool:
     first = next((text_of(c) for c in row if not is_blank(c)), "") or ""
-    first = re.sub(r"\s+", "", first)
+    first = _no_spaces(first)
     if _FOOTER.match(first):
         return True
     if _TOTAL.match(first):
         return True
     code_col = layout.code_column
-    code = "" if code_col is None or code_col >= len(row) else re.sub(r"\s+", "", text_of(row[code_col]) or "")
-    return not code.isdigit() and any(_TOTAL.match(re.sub(r"\s+", "", text_of(c) or "")) for c in row[:4])
+    code = "" if code_col is None or code_col >= len(row) else _no_spaces(text_of(row[code_col]) or "")
+    return not code.isdigit() and any(_TOTAL.match(_no_spaces(text_of(c) or "")) for c in row[:4])
 
 
 def table_refusal(layout: Layout, stated: str | None, data: list[list], period: str) -> FileRejected | None:
