@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import json
+import os
 import re
 import urllib.parse
 import warnings
@@ -36,6 +37,21 @@ def result():
     res = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=RESULT_FORMAT)
     assert not res.success
     return res
+
+
+@pytest.fixture(scope="module")
+def grown(result):
+    """The same suite (by name) with a third expectation, on `unit_name`, run the same way."""
+    gx = suites._gx()
+    suite = gx.ExpectationSuite(name=SUITE)
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="unit_code"))
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(column="headcount", min_value=0))
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="unit_name"))
+    asset = suites.context().data_sources.get("months").add_dataframe_asset(name=f"{SUITE}_grown")
+    frame = pd.DataFrame({"_row_id": [0, 1], "unit_code": ["510402000000", "510403000000"], "headcount": [3, 4],
+                          "unit_name": ["东区", None]})
+    batch = asset.add_batch_definition_whole_dataframe("month").get_batch(batch_parameters={"dataframe": frame})
+    return batch.validate(suite, result_format=RESULT_FORMAT)
 
 
 def _pages(site: Path) -> list[Path]:
@@ -298,3 +314,32 @@ def test_the_index_of_remembered_results_is_the_index_of_every_result_read_again
     index = publish_results([good], tmp_path / "summarised", "2024-05 run")
     assert re.findall(r"'_validation_success_text': '(\w+)'", shown(index)) == \
         ["Success", "Failed", "Success", "Failed", "Failed"]
+
+
+def test_a_suite_page_is_written_again_only_when_the_suite_or_what_renders_it_changes(result, grown, tmp_path,
+                                                                                      monkeypatch):
+    """A form's suite is the same every month: its page stands until the suite, GX, our views or
+    the pinned assets change, or the page is gone. Each run's result page is written all the same."""
+    from flows.validate import vendor
+    site = tmp_path / "docs"
+    page = site / "expectations" / f"{SUITE}.html"
+    publish_results([result], site, "2024-01 a")
+    assert page.is_file() and "unit_name" not in page.read_text(encoding="utf-8")
+
+    def untouched_by(run: str, res) -> bool:
+        os.utime(page, ns=(1, 1))
+        publish_results([res], site, run)
+        assert any(p.relative_to(site).parts[2] == run for p in _pages(site))  # its result page, always
+        assert run in (site / "index.html").read_text(encoding="utf-8")
+        return page.stat().st_mtime_ns == 1
+
+    assert untouched_by("2024-02 b", result)
+    assert not untouched_by("2024-03 c", grown)  # a suite with another expectation
+    assert "unit_name" in page.read_text(encoding="utf-8")
+    assert untouched_by("2024-04 d", grown)
+    monkeypatch.setattr(vendor, "lock_digest", lambda: "another pin")  # what the page links changed
+    assert not untouched_by("2024-05 e", grown)
+    assert untouched_by("2024-06 f", grown)
+    page.unlink()
+    publish_results([grown], site, "2024-07 g")
+    assert page.is_file() and "unit_name" in page.read_text(encoding="utf-8")

@@ -6,6 +6,7 @@ Everything lives under one folder, `site_dir` (e.g. data/validation-docs/):
     static/vendor/                                     its scripts, styles and fonts (flows/validate/vendor.py)
     .gx-store/validations/<suite>/<run name>/<run time>/<batch>.json   the results the pages are built from
     .gx-store/expectations/<suite>.json                 each form's suite as last published
+    .gx-store/rendered/<suite>.sha256                   what the suite's page was last rendered from
 
 The store sits inside the site on purpose: GX's index builder deletes any page whose source
 result it cannot find, so pages and results must be kept, copied or removed together.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import logging
 import os
 import time
@@ -105,6 +107,38 @@ def _suite_of(result):
     return ExpectationSuite(name=result.suite_name, expectations=expectations)
 
 
+# A form's suite is the same every month (the month comes in as parameters): its page is
+# rendered again only when the suite, or what renders and localises pages, is not what it was
+# when the page was last written (6 of a month's 12 pages, half the site's time a month). The
+# mark of each page: the suite as the store keeps it, GX's release, our views and this module,
+# and the pinned assets the page links.
+_MARKS = "rendered"  # under the store: <suite>.sha256
+_PAGE_CODE = (Path(__file__), Path(__file__).with_name("views.py"))
+
+
+def _suite_mark(context, suite) -> str:
+    import great_expectations
+    h = hashlib.sha256(great_expectations.__version__.encode() + vendor.lock_digest().encode())
+    for path in _PAGE_CODE:
+        h.update(path.read_bytes())
+    h.update(context.expectations_store.serialize(suite).encode())
+    return h.hexdigest()
+
+
+def _suite_mark_file(site_dir: Path, name: str) -> Path:
+    folder = site_dir / STORE / _MARKS
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.sha256"
+
+
+def _suite_page_stands(site_dir: Path, name: str, mark: str) -> bool:
+    """Whether the suite's page and stored suite are there, written from this very `mark`."""
+    marked = _suite_mark_file(site_dir, name)
+    return (marked.is_file() and marked.read_text(encoding="utf-8") == mark
+            and (site_dir / "expectations" / f"{name}.html").is_file()
+            and (site_dir / STORE / "expectations" / f"{name}.json").is_file())
+
+
 def publish_results(results: list, site_dir: Path, run_name: str, build_index: bool = True) -> Path:
     """Write the given GX validation results (ExpectationSuiteValidationResult objects, one per form,
     as returned by batch.validate) into the Data Docs site at site_dir, keeping earlier runs' pages,
@@ -186,12 +220,18 @@ def _publish(results: list, site_dir: Path, run_name: str, build_index: bool = T
         context.validation_results_store.set(key, stored)
         suites[result.suite_name] = (suite_key, result)
         keys.append(key)
+    rendered = []
     for suite_key, result in suites.values():
+        suite = _suite_of(result)
+        mark = _suite_mark(context, suite)
+        if _suite_page_stands(site_dir, suite_key.name, mark):
+            continue  # the same suite, page and pages' code as the last run that rendered it
         # Straight to the store: the suite factory's add_or_update matches every expectation
         # against the stored ones to keep their ids (slow for suites with long value sets),
         # and the pages need no ids.
-        context.expectations_store.add_or_update(suite_key, _suite_of(result))
+        context.expectations_store.add_or_update(suite_key, suite)
         keys.append(suite_key)
+        rendered.append((suite_key.name, mark))
     index = site_dir / "index.html"
     if keys or (build_index and not index.exists()):
         # Only this run's pages are rendered; the index is rebuilt from every stored result.
@@ -199,5 +239,7 @@ def _publish(results: list, site_dir: Path, run_name: str, build_index: bool = T
         since = time.time()
         context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=keys or None, build_index=build_index)
         _offline(site_dir, since)
+        for name, mark in rendered:  # only once the page is written: a run stopped before renders it again
+            _suite_mark_file(site_dir, name).write_text(mark, encoding="utf-8")
     log.debug("data docs: %d results of run %s in %s", len(keys) - len(suites), run_name, index)
     return index
