@@ -201,7 +201,7 @@ def recognise(rows: list[list], forms: dict[str, Form], start: int = 0, cells: _
     first row (of the next HEAD_ROWS) whose header words name enough of a form's fields, the form
     decided by 表号 or title above it where several match."""
     # Every candidate form, row and header depth looks at the same few hundred head texts: each
-    # is folded once per sheet.
+    # is folded once per process (_NORM).
     norm = norm or _NORM
     cells = cells or _Texts(rows)
     words = words or _field_words(forms)

@@ -126,9 +126,7 @@ def _suite_mark(context, suite) -> str:
 
 
 def _suite_mark_file(site_dir: Path, name: str) -> Path:
-    folder = site_dir / STORE / _MARKS
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{name}.sha256"
+    return site_dir / STORE / _MARKS / f"{name}.sha256"
 
 
 def _suite_page_stands(site_dir: Path, name: str, mark: str) -> bool:
@@ -240,6 +238,8 @@ def _publish(results: list, site_dir: Path, run_name: str, build_index: bool = T
         context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=keys or None, build_index=build_index)
         _offline(site_dir, since)
         for name, mark in rendered:  # only once the page is written: a run stopped before renders it again
-            _suite_mark_file(site_dir, name).write_text(mark, encoding="utf-8")
-    log.debug("data docs: %d results of run %s in %s", len(keys) - len(suites), run_name, index)
+            marked = _suite_mark_file(site_dir, name)
+            marked.parent.mkdir(parents=True, exist_ok=True)
+            marked.write_text(mark, encoding="utf-8")
+    log.debug("data docs: %d results of run %s in %s", len(keys) - len(rendered), run_name, index)
     return index
