@@ -49,16 +49,15 @@ def text_of(value: object) -> str | None:
     return None if s == "" else s
 
 
-_SPACES = re.compile(r"\s+")
+def no_spaces(text: str) -> str:
+    """`text` without whitespace: what re.sub(r"\\s+", "", text) gives (both go by str.isspace)."""
+    return text if text.isalnum() else "".join(text.split())
 
 
 def fold(s: str) -> str:
     """Full-width digits and letters to ASCII, no spaces."""
-    # The same as _SPACES.sub("", NFKC(s)) (str.split and \s both split on str.isspace), without
-    # normalising text that is normal already: most cells are.
-    if not unicodedata.is_normalized("NFKC", s):
-        s = unicodedata.normalize("NFKC", s)
-    return s if s.isalnum() else "".join(s.split())
+    # Text that is normal already (most cells) is not normalised again.
+    return no_spaces(s if unicodedata.is_normalized("NFKC", s) else unicodedata.normalize("NFKC", s))
 
 
 # Text cells already judged by is_blank: offices repeat the same few texts down a sheet and across

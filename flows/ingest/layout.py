@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from flows.errors import FileRejected
-from flows.ingest.convert import BLANK_TEXTS, fold, is_blank, text_of
+from flows.ingest.convert import BLANK_TEXTS, fold, is_blank, no_spaces, text_of
 from flows.ingest.guard import ERROR_TYPE
 from flows.schemas import Field, Form, normalise_header
 
@@ -166,11 +166,6 @@ def _best_at(cells: _Texts, r: int, forms: list[Form], norm) -> tuple[Layout, fl
 _NORM = functools.lru_cache(maxsize=1 << 16)(normalise_header)
 
 
-def _no_spaces(text: str) -> str:
-    """`text` without whitespace, as re.sub(r"\\s+", "", text) gives it: both go by str.isspace."""
-    return "".join(text.split())
-
-
 def _field_words(forms: dict[str, Form]) -> frozenset[str]:
     """Every folded header word of every form."""
     return frozenset(w for form in forms.values() for w in form.match_words)
@@ -267,7 +262,7 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
             pending.append(i)
             i += 1
             continue
-        if len(values) == 1 and _SECTION.match(_no_spaces(next(iter(values)))):
+        if len(values) == 1 and _SECTION.match(no_spaces(next(iter(values)))):
             i += 1
             continue
         if len({norm(t) for t in values} & words) >= 3:
@@ -319,14 +314,14 @@ def sender(title_rows: list[list]) -> str | None:
 
 def is_footer_or_total(row: list, layout: Layout) -> bool:
     first = next((text_of(c) for c in row if not is_blank(c)), "") or ""
-    first = _no_spaces(first)
+    first = no_spaces(first)
     if _FOOTER.match(first):
         return True
     if _TOTAL.match(first):
         return True
     code_col = layout.code_column
-    code = "" if code_col is None or code_col >= len(row) else _no_spaces(text_of(row[code_col]) or "")
-    return not code.isdigit() and any(_TOTAL.match(_no_spaces(text_of(c) or "")) for c in row[:4])
+    code = "" if code_col is None or code_col >= len(row) else no_spaces(text_of(row[code_col]) or "")
+    return not code.isdigit() and any(_TOTAL.match(no_spaces(text_of(c) or "")) for c in row[:4])
 
 
 def table_refusal(layout: Layout, stated: str | None, data: list[list], period: str) -> FileRejected | None:
