@@ -19,18 +19,15 @@ RULES = {"le", "required_when", "min_when"}
 _UNIT_SUFFIX = re.compile(r"[(（]\s*(人|个|名|人次|户|支|家|所|万元|元|小时|学时|%|％|‰)\s*[)）]$")
 
 
+# Recognising a sheet folds the same few hundred header texts again for every candidate row, form
+# and header depth, and every sheet of a month has the template's: remembered for the process
+# (typed: 1 and 1.0 are equal keys, but not the same text).
+@functools.lru_cache(maxsize=1 << 16, typed=True)
 def normalise_header(text: object) -> str:
     """Fold a header cell to the form it is matched in: NFKC, no spaces or breaks, no unit suffix."""
     if text is None:
         return ""
-    return _normalise(str(text))
-
-
-# Recognising a sheet folds the same few hundred header texts again for every candidate row and
-# form: remembered, reading a month spends a third of the time it did.
-@functools.lru_cache(maxsize=1 << 16)
-def _normalise(text: str) -> str:
-    s = unicodedata.normalize("NFKC", text)
+    s = unicodedata.normalize("NFKC", str(text))
     s = re.sub(r"\s+", "", s)
     s = s.replace("（", "(").replace("）", ")")
     prev = None

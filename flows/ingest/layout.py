@@ -161,11 +161,6 @@ def _best_at(cells: _Texts, r: int, forms: list[Form], norm) -> tuple[Layout, fl
     return (best, best_score) if best else None
 
 
-# Header texts folded for matching (schemas.normalise_header), remembered across the sheets and
-# files of a process: every candidate row, form and header depth looks at the same texts.
-_NORM = functools.lru_cache(maxsize=1 << 16)(normalise_header)
-
-
 def _field_words(forms: dict[str, Form]) -> frozenset[str]:
     """Every folded header word of every form."""
     return frozenset(w for form in forms.values() for w in form.match_words)
@@ -196,8 +191,8 @@ def recognise(rows: list[list], forms: dict[str, Form], start: int = 0, cells: _
     first row (of the next HEAD_ROWS) whose header words name enough of a form's fields, the form
     decided by 表号 or title above it where several match."""
     # Every candidate form, row and header depth looks at the same few hundred head texts: each
-    # is folded once per process (_NORM).
-    norm = norm or _NORM
+    # is folded once per process (schemas.normalise_header remembers).
+    norm = norm or normalise_header
     cells = cells or _Texts(rows)
     words = words or _field_words(forms)
     numbered, titled = set(), set()
@@ -241,7 +236,7 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
     where the next header begins; the short rows just above that header (its title, 表号,
     填报单位) are the next table's titles, not data; a section label is never data; a header
     repeated with the same columns continues the table it repeats."""
-    norm = _NORM
+    norm = normalise_header
     cells = _Texts(rows)
     words = _field_words(forms)
     first = recognise(rows, forms, 0, cells, norm, words)
