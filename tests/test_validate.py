@@ -1,8 +1,11 @@
 """Validation failures of the fixture month, word for word as the sender reads them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
+FIXTURES = Path(__file__).parent / "fixtures"
 FILE_A = "东区/大渡口街道/新建 Microsoft Excel 工作表.xlsx"
 
 
@@ -194,3 +197,73 @@ def test_modules_gx_imports_and_no_expectation_of_ours_uses_are_imported_only_wh
                    "real ['module', 'module'] True True",
                    "same True",
                    "left False module"]
+
+
+def test_expectations_read_their_configuration_once_and_gx_gives_the_same_results():
+    """suites._build_configurations_once: the Expectation methods rewritten to build an
+    expectation's configuration once per call, and the plain-value path of the metrics' ids, give
+    GX's own answers: for every expectation of every suite, and as whole validations of the fixture
+    month's and the messy month's rows (every result, its counts, failing rows and values)."""
+    import contextlib
+    import datetime as dt
+    import numpy as np
+    from conftest import INBOX, PERIOD
+    from flows.config import SCHEMAS, load_settings
+    from flows.ingest import sandbox
+    from flows.ingest.discover import discover
+    from flows.registry import Tree, load_units
+    from flows.schemas import load_forms
+    from flows.validate import suites
+    import great_expectations.core.id_dict as id_dict
+    import great_expectations.expectations.expectation as expectation
+    suites._gx()
+    Expectation = expectation.Expectation
+    assert all(getattr(Expectation, name) is getattr(suites, name) for name in suites.REWRITTEN)  # the pinned GX
+    original = suites.GX_ORIGINALS
+    forms = load_forms(SCHEMAS)
+    for form in forms.values():
+        built, _ = suites.suite(form)
+        for e in built.expectations:
+            assert suites._get_domain_kwargs(e) == original["_get_domain_kwargs"](e)
+            assert suites._get_success_kwargs(e) == original["_get_success_kwargs"](e)
+            for key in (*e.domain_keys, *e.success_keys, *e.runtime_keys):
+                assert suites._get_success_kwarg(e, key) == original["_get_success_kwarg"](e, key), key
+            for runtime in (None, {}, suites.FIRST_PASS, suites.FAILING_ROWS, {"catch_exceptions": False}):
+                assert suites._get_runtime_kwargs(e, runtime) == original["_get_runtime_kwargs"](e, runtime)
+            kwargs = {"batch_id": "b", **suites._get_success_kwargs(e)}
+            assert suites._json_ready(kwargs) == original["convert_to_json_serializable"](dict(kwargs))
+    odd = {1: None, "a": [True, 2, "x", (3, None)], "f": float("nan"), "g": 2.5, "n": np.int64(4),
+           "d": dt.date(2024, 3, 31), "s": {"t": {"u": [np.float64(0.1)]}}}
+    assert suites._json_ready(odd) == original["convert_to_json_serializable"](dict(odd)) == {
+        "1": None, "a": [True, 2, "x", [3, None]], "f": None, "g": 2.5, "n": 4, "d": "2024-03-31",
+        "s": {"t": {"u": [0.1]}}}
+
+    @contextlib.contextmanager
+    def as_released():
+        rewritten = {name: getattr(Expectation, name) for name in original if name.startswith("_")}
+        for name in rewritten:
+            setattr(Expectation, name, original[name])
+        id_dict.convert_to_json_serializable = original["convert_to_json_serializable"]
+        try:
+            yield
+        finally:
+            for name, method in rewritten.items():
+                setattr(Expectation, name, method)
+            id_dict.convert_to_json_serializable = suites._json_ready
+
+    tree = Tree(load_units(load_settings().units_csv))
+    compared = failed = 0
+    for root in (INBOX / PERIOD, FIXTURES / "messy_month" / PERIOD):
+        _, frames = sandbox.parse_files(discover(root.parent, PERIOD), root, PERIOD)
+        for form_id, frame in frames.items():
+            if not frame.height:
+                continue
+            derived = suites.derive(forms[form_id], frame.with_row_index("_row_id"), tree, {})
+            ours, ours_result = suites._run_suite(forms[form_id], derived, {}, PERIOD)
+            with as_released():
+                theirs, their_result = suites._run_suite(forms[form_id], derived, {}, PERIOD)
+            assert ours == theirs
+            assert [r.to_json_dict() for r in ours_result.results] == [r.to_json_dict() for r in their_result.results]
+            compared += len(ours_result.results)
+            failed += sum(not r.success for r in ours_result.results)
+    assert compared > 300 and failed > 5

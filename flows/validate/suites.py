@@ -66,6 +66,7 @@ def _gx():
     # context: not news for anyone running the month.
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     _remember_expectation_types()
+    _build_configurations_once()
     return gx
 
 
@@ -144,6 +145,97 @@ def _remember_expectation_types() -> None:
                 is not original:
             return
         util.camel_to_snake = expectation.camel_to_snake = functools.lru_cache(maxsize=1024)(original)
+
+
+# The GX release whose Expectation methods _build_configurations_once rewrites, and what it takes
+# from it. Any other release keeps its own (slower, never different).
+GX_REWRITTEN = "1.24.1"
+
+
+def _build_configurations_once() -> None:
+    """An expectation's configuration is a new object that GX builds from the expectation's fields
+    (pydantic's dict of every field) each time it is read, and GX reads it once per key while
+    collecting an expectation's domain, success and run-time keyword arguments (for every metric
+    of every expectation): 5-10 builds where one gives the same. With the id GX gives each metric
+    (core.id_dict.IDDict.to_id: its keyword arguments made JSON-ready, where every None passed
+    three numpy type tests first), that was a third of a fixture month's validation (py-spy). The four methods below are 1.24.1's, reading
+    the configuration once per call; `_json_ready` answers plain values (None, str, int, bool and
+    dicts and lists of them) as GX's convert_to_json_serializable does and hands it the rest.
+    Nothing changes the expectation during a call, so the results are GX's own (tests/test_validate.py
+    compares them over every expectation of every suite)."""
+    import great_expectations.core.id_dict as id_dict
+    import great_expectations.expectations.expectation as expectation
+    with _PATCHING:
+        Expectation = expectation.Expectation
+        if importlib.metadata.version("great_expectations") != GX_REWRITTEN or \
+                getattr(Expectation._get_runtime_kwargs, "rewritten", False):
+            return
+        GX_ORIGINALS.update({name: getattr(Expectation, name) for name in REWRITTEN},
+                            convert_to_json_serializable=id_dict.convert_to_json_serializable)
+        for name in REWRITTEN:
+            method = globals()[name]
+            method.rewritten = True
+            setattr(Expectation, name, method)
+        id_dict.convert_to_json_serializable = _json_ready
+
+
+GX_ORIGINALS: dict = {}
+REWRITTEN = ("_get_domain_kwargs", "_get_success_kwargs", "_get_success_kwarg", "_get_runtime_kwargs")
+
+
+def _kwarg(self, kwargs: dict, key: str, default=None):
+    """Expectation._get_success_kwarg of 1.24.1 with the configuration's kwargs given."""
+    if key in kwargs:
+        return kwargs[key]
+    field = self.__fields__.get(key)
+    if field is not None:
+        return field.default if not field.required else default
+    return GX_ORIGINALS["_get_success_kwarg"](self, key, default)  # GX's warning of an unknown key
+
+
+def _domain(self, kwargs: dict) -> dict:
+    # GX then raises when a domain key is missing from what it just built from those keys: never.
+    return {key: kwargs.get(key, self._get_default_value(key)) for key in self.domain_keys}
+
+
+def _success(self, kwargs: dict) -> dict:
+    success_kwargs = {key: kwargs.get(key, self._get_default_value(key)) for key in self.success_keys}
+    success_kwargs.update(_domain(self, kwargs))
+    return success_kwargs
+
+
+def _get_domain_kwargs(self) -> dict:
+    return _domain(self, self.configuration.kwargs)
+
+
+def _get_success_kwargs(self) -> dict:
+    return _success(self, self.configuration.kwargs)
+
+
+def _get_success_kwarg(self, key: str, default=None):
+    return _kwarg(self, self.configuration.kwargs, key, default)
+
+
+def _get_runtime_kwargs(self, runtime_configuration: dict | None = None) -> dict:
+    from great_expectations.expectations.expectation import parse_result_format
+    runtime_configuration = runtime_configuration or {}
+    kwargs = self.configuration.kwargs
+    success_kwargs = _success(self, kwargs)
+    runtime_kwargs = {key: runtime_configuration.get(key, _kwarg(self, kwargs, key)) for key in self.runtime_keys}
+    runtime_kwargs.update(success_kwargs)
+    runtime_kwargs["result_format"] = parse_result_format(runtime_kwargs["result_format"])
+    return runtime_kwargs
+
+
+def _json_ready(data):
+    kind = type(data)
+    if data is None or kind is str or kind is int or kind is bool:
+        return data
+    if kind is dict:
+        return {str(key): _json_ready(value) for key, value in data.items()}
+    if kind is list or kind is tuple:
+        return [_json_ready(value) for value in data]
+    return GX_ORIGINALS["convert_to_json_serializable"](data)
 
 
 def import_early() -> None:
