@@ -240,15 +240,14 @@ def test_expectations_read_their_configuration_once_and_gx_gives_the_same_result
 
     @contextlib.contextmanager
     def as_released():
-        rewritten = {name: getattr(Expectation, name) for name in original if name.startswith("_")}
-        for name in rewritten:
+        for name in suites.REWRITTEN:
             setattr(Expectation, name, original[name])
         id_dict.convert_to_json_serializable = original["convert_to_json_serializable"]
         try:
             yield
         finally:
-            for name, method in rewritten.items():
-                setattr(Expectation, name, method)
+            for name in suites.REWRITTEN:
+                setattr(Expectation, name, getattr(suites, name))
             id_dict.convert_to_json_serializable = suites._json_ready
 
     tree = Tree(load_units(load_settings().units_csv))

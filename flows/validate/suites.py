@@ -158,11 +158,12 @@ def _build_configurations_once() -> None:
     collecting an expectation's domain, success and run-time keyword arguments (for every metric
     of every expectation): 5-10 builds where one gives the same. With the id GX gives each metric
     (core.id_dict.IDDict.to_id: its keyword arguments made JSON-ready, where every None passed
-    three numpy type tests first), that was a third of a fixture month's validation (py-spy). The four methods below are 1.24.1's, reading
-    the configuration once per call; `_json_ready` answers plain values (None, str, int, bool and
-    dicts and lists of them) as GX's convert_to_json_serializable does and hands it the rest.
-    Nothing changes the expectation during a call, so the results are GX's own (tests/test_validate.py
-    compares them over every expectation of every suite)."""
+    three numpy type tests first), that was a third of a fixture month's validation (py-spy).
+    The four methods below are 1.24.1's, reading the configuration once per call; `_json_ready`
+    answers plain values (None, str, int, bool and dicts and lists of them) as GX's
+    convert_to_json_serializable does and hands it the rest. Nothing changes the expectation
+    during a call, so the results are GX's own (tests/test_validate.py compares them over every
+    expectation of every suite, and over whole validations)."""
     import great_expectations.core.id_dict as id_dict
     import great_expectations.expectations.expectation as expectation
     with _PATCHING:
