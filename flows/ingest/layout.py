@@ -100,12 +100,12 @@ def _labels(texts: _Texts, r: int, two: bool) -> list[list[str]]:
     return out
 
 
-def _match(form: Form, labels: list[list[str]], norm) -> tuple[dict[int, Field], dict[str, str]]:
+def _match(form: Form, labels: list[list[str]]) -> tuple[dict[int, Field], dict[str, str]]:
     words = form.match_words
     columns, headers = {}, {}
     for i, cands in enumerate(labels):
         for c in cands:
-            f = words.get(norm(c))
+            f = words.get(normalise_header(c))
             if f and f.name not in headers:
                 # As the sender reads it in a message: a line break inside the cell is not a word.
                 columns[i], headers[f.name] = f, re.sub(r"[\r\n]+", "", c).strip()
@@ -130,11 +130,11 @@ class _Texts:
         return texts
 
 
-def _hints(row: list, forms: dict[str, Form], norm, numbered: set[str], titled: set[str]) -> None:
+def _hints(row: list, forms: dict[str, Form], numbered: set[str], titled: set[str]) -> None:
     """Forms a title row names: by 表号 (SG-0n) into `numbered`, by a form's title into `titled`."""
     # Only text can name a form; folded, a blank cell is "" or a placeholder such as "-".
     for c in row:
-        if not isinstance(c, str) or (t := norm(c)) in BLANK_TEXTS:
+        if not isinstance(c, str) or (t := normalise_header(c)) in BLANK_TEXTS:
             continue
         m = _FORM_NO.search(t)
         if m and ("表号" in t or t.upper().startswith("SG")):
@@ -144,7 +144,7 @@ def _hints(row: list, forms: dict[str, Form], norm, numbered: set[str], titled: 
                 titled.add(form.id)
 
 
-def _best_at(cells: _Texts, r: int, forms: list[Form], norm) -> tuple[Layout, float] | None:
+def _best_at(cells: _Texts, r: int, forms: list[Form]) -> tuple[Layout, float] | None:
     """The best reading of row r as a header (one row, or two with the next) among `forms`, if
     one names enough of its form's fields to be a header at all."""
     best, best_score = None, 0.0
@@ -152,7 +152,7 @@ def _best_at(cells: _Texts, r: int, forms: list[Form], norm) -> tuple[Layout, fl
         return None
     for form in forms:
         for two in (False, True):
-            columns, headers = _match(form, _labels(cells, r, two), norm)
+            columns, headers = _match(form, _labels(cells, r, two))
             if len(columns) < min(3, len(form.fields)):
                 continue
             score = len(columns) - (0.5 if two else 0)  # prefer one header row on a tie
@@ -166,41 +166,40 @@ def _field_words(forms: dict[str, Form]) -> frozenset[str]:
     return frozenset(w for form in forms.values() for w in form.match_words)
 
 
-def _header_at(cells: _Texts, r: int, forms: dict[str, Form], hinted: set[str], norm,
+def _header_at(cells: _Texts, r: int, forms: dict[str, Form], hinted: set[str],
                words: frozenset[str]) -> Layout | None:
     """The header starting at row r or the row below, if row r begins one. Forms named by the
     title rows above are preferred (several forms share header words); failing them, any form.
     The row below is looked at too: of a two-row header, its lower row may name more fields."""
     # A header names a field in its top row or the one below (title rows never do): any other
     # row is passed over without matching every form against it.
-    if not any(t and norm(t) in words for row in (r, r + 1) if row < len(cells) for t in cells[row]):
+    if not any(t and normalise_header(t) in words for row in (r, r + 1) if row < len(cells) for t in cells[row]):
         return None
     preferred = [forms[f] for f in sorted(hinted) if f in forms]
     for candidates in ([preferred, list(forms.values())] if preferred else [list(forms.values())]):
-        here = _best_at(cells, r, candidates, norm)
+        here = _best_at(cells, r, candidates)
         if here is None:
             continue
-        below = _best_at(cells, r + 1, candidates, norm)
+        below = _best_at(cells, r + 1, candidates)
         return below[0] if below and below[1] > here[1] else here[0]
     return None
 
 
 def recognise(rows: list[list], forms: dict[str, Form], start: int = 0, cells: _Texts | None = None,
-              norm=None, words: frozenset[str] | None = None) -> Layout | None:
+              words: frozenset[str] | None = None) -> Layout | None:
     """The form and header of the first table at or after row `start`, from the content: the
     first row (of the next HEAD_ROWS) whose header words name enough of a form's fields, the form
     decided by 表号 or title above it where several match."""
-    # Every candidate form, row and header depth looks at the same few hundred head texts: each
-    # is folded once per process (schemas.normalise_header remembers).
-    norm = norm or normalise_header
+    # Every candidate form, row and header depth looks at the same few hundred head texts:
+    # schemas.normalise_header folds each once per process.
     cells = cells or _Texts(rows)
     words = words or _field_words(forms)
     numbered, titled = set(), set()
     for r in range(start, min(len(rows), start + HEAD_ROWS)):
-        layout = _header_at(cells, r, forms, numbered or titled, norm, words)
+        layout = _header_at(cells, r, forms, numbered or titled, words)
         if layout is not None:
             return layout
-        _hints(rows[r], forms, norm, numbered, titled)
+        _hints(rows[r], forms, numbered, titled)
     return None
 
 
@@ -236,10 +235,9 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
     where the next header begins; the short rows just above that header (its title, 表号,
     填报单位) are the next table's titles, not data; a section label is never data; a header
     repeated with the same columns continues the table it repeats."""
-    norm = normalise_header
     cells = _Texts(rows)
     words = _field_words(forms)
-    first = recognise(rows, forms, 0, cells, norm, words)
+    first = recognise(rows, forms, 0, cells, words)
     if first is None:
         return []
     tables = [Table(first, rows[:first.header_start])]
@@ -260,11 +258,11 @@ def tables_of(rows: list[list], forms: dict[str, Form]) -> list[Table]:
         if len(values) == 1 and _SECTION.match(no_spaces(next(iter(values)))):
             i += 1
             continue
-        if len({norm(t) for t in values} & words) >= 3:
+        if len({normalise_header(t) for t in values} & words) >= 3:
             numbered, titled = set(), set()
             for j in pending:
-                _hints(rows[j], forms, norm, numbered, titled)
-            found = _header_at(cells, i, forms, numbered or titled, norm, words)
+                _hints(rows[j], forms, numbered, titled)
+            found = _header_at(cells, i, forms, numbered or titled, words)
             if found is not None:
                 # The same header again (under a section label, on a new page): the table goes on.
                 if not (found.form is table.layout.form and found.columns == table.layout.columns):
