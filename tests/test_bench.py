@@ -150,9 +150,9 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
     assert f"rerun/full {100 * q['rerun_over_full']:.1f} %" in line
     assert out.splitlines()[1:] == bench.table(results).splitlines()
     # Where the flow's wall went: the seconds in its tasks by stage, and what is left of the wall.
-    first = {"discover_files", "reuse_unchanged", "read_files", "identify_senders", "settled_validation",
-             "validate_form", "load_and_roll_up", "publish_warehouse", "write_feedback", "write_reports",
-             "write_reminders", "publish_data_docs"}
+    first = {"discover_files", "reuse_unchanged", "read_files", "identify_senders", "validate_forms",
+             "load_and_roll_up", "publish_warehouse", "write_feedback", "write_reports", "write_reminders",
+             "publish_data_docs"}
     assert set(r["ours"]["tasks"]) == first and set(r["rerun"]["tasks"]) <= first
     assert [set(spent) for spent in r["backfill"]["tasks"]] == [first] * 3
     assert 0 < sum(r["ours"]["tasks"].values()) < r["ours"]["wall"]
@@ -165,8 +165,7 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
     full = dict(by_stage[0][2])
     # Tasks of a stage that run one after the other: the stage's wall is their sum; the outputs,
     # partly at once: no more than their sum, no less than the longest.
-    assert full["validation"] == pytest.approx(r["ours"]["tasks"]["settled_validation"]
-                                               + r["ours"]["tasks"]["validate_form"])
+    assert full["validation"] == pytest.approx(r["ours"]["tasks"]["validate_forms"])
     outputs = [r["ours"]["tasks"][t] for t in dict(bench.STAGES)["feedback, reports and Data Docs"]]
     assert max(outputs) <= full["feedback, reports and Data Docs"] <= sum(outputs) * (1 + 1e-9)
     assert by_stage[2][1] == pytest.approx(sum(walls[1:]) / 2)
@@ -182,7 +181,7 @@ def test_tiny_bench_ratios_are_the_measured_ones(tiny):
 
 def test_a_stage_wall_counts_once_the_time_its_tasks_run_at_once():
     spans = {"write_feedback": [(1.0, 4.0)], "write_reports": [(2.0, 3.0)], "publish_data_docs": [(3.5, 6.0)],
-             "write_reminders": [(7.0, 7.5)], "validate_form": [(0.25, 0.5), (0.5, 0.75)]}
+             "write_reminders": [(7.0, 7.5)], "validate_forms": [(0.25, 0.5), (0.5, 0.75)]}
     walls = bench.stage_walls(spans)
     assert walls["feedback, reports and Data Docs"] == 5.5  # 1 to 6, then 7 to 7.5
     assert walls["validation"] == 0.5

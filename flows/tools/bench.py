@@ -67,7 +67,7 @@ def temporary_server():
 # The flow's tasks (flows/monthly.py) by the stage of the month they do, for where its time goes.
 STAGES = (("reading", ("discover_files", "reuse_unchanged", "read_files", "read_batch")),
           ("senders", ("identify_senders",)),
-          ("validation", ("settled_validation", "validate_form")),
+          ("validation", ("validate_forms",)),
           ("load and roll-up", ("load_and_roll_up", "publish_warehouse")),
           # Written partly at once (monthly.roll_up): one stage, the time from the first to the last.
           ("feedback, reports and Data Docs", ("write_feedback", "write_reports", "write_reminders",
