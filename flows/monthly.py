@@ -332,7 +332,7 @@ def publish_warehouse(building: Path, db: Path) -> None:
 @task(cache_policy=NONE)
 def write_feedback(db: Path, period: str) -> list[Path]:
     """A workbook of problems for each sender of the month, beside the warehouse."""
-    return feedback.write_feedback(db, period, feedback_dir(db), sandbox.map_in_pool)
+    return feedback.write_feedback(db, period, feedback_dir(db), sandbox.map_in_pool, sandbox.pool_up())
 
 
 def feedback_dir(db: Path) -> Path:
@@ -344,7 +344,7 @@ def write_reports(db: Path, period: str, settings: Settings) -> dict[str, str]:
     """The month's report for the bureau, an xlsx workbook and a self-contained HTML page, in
     <db dir>/reports/<period>/, from the published warehouse."""
     out = workbook.report_dir(db, period)
-    return {"工作簿": str(workbook.write_workbook(db, period, out, settings, sandbox.map_in_pool)),
+    return {"工作簿": str(workbook.write_workbook(db, period, out, settings, sandbox.map_in_pool, sandbox.pool_up())),
             "网页": str(webpage.write_page(db, period, out, settings))}
 
 
@@ -507,7 +507,8 @@ def roll_up(run: Run, data_docs_index: bool = True) -> dict:
         progress.step("反馈表与月报")
         # One read-only connection to the month just published, for all its outputs. The senders'
         # lists and the report are made on the read pool's processes when there are many
-        # (feedback.POOL_MIN_WORKBOOKS, workbook.POOL_MIN_ROWS): their tasks wait for them in
+        # (feedback.POOL_MIN_WORKBOOKS, workbook.POOL_MIN_ROWS) or the pool is up already (a month
+        # that read its files on it, sandbox.pool_up): their tasks wait for them in
         # threads of their own while this one writes the reminders and the validation site
         # (a province month: 1,177 lists, a report of 1.5 s, Data Docs 0.6 s, one after the other).
         with publish.writing(db_path, published=period), report.published(db_path, period), \

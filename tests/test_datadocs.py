@@ -118,6 +118,21 @@ def test_the_index_waits_for_the_run_that_builds_it_and_then_lists_every_run(res
     assert all(urllib.parse.quote(page.relative_to(site).as_posix()) in html for page in _pages(site))
 
 
+def test_a_backfill_renders_a_changed_suite_page_with_its_last_month_only(result, grown, tmp_path):
+    """A month before a backfill's last leaves a standing suite page as it is, even for a changed
+    suite (each month's suite carries the month's own values); the month that builds the index
+    renders it from its own suite. A site with no page yet gets one from the first month."""
+    site = tmp_path / "docs"
+    page = site / "expectations" / f"{SUITE}.html"
+    publish_results([result], site, "2024-01 a", build_index=False)
+    assert page.is_file() and "unit_name" not in page.read_text(encoding="utf-8")
+    os.utime(page, ns=(1, 1))
+    publish_results([grown], site, "2024-02 b", build_index=False)
+    assert page.stat().st_mtime_ns == 1 and len(_pages(site)) == 2
+    publish_results([grown], site, "2024-03 c")
+    assert "unit_name" in page.read_text(encoding="utf-8") and len(_pages(site)) == 3
+
+
 def test_a_page_survives_a_later_run_and_shows_the_failure(result, tmp_path):
     site = tmp_path / "docs"
     publish_results([result], site, "2024-03 a")

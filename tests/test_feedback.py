@@ -215,3 +215,27 @@ def test_many_lists_are_written_by_the_pool_as_this_process_writes_them(month_db
     assert [p.read_bytes() for p in pooled] == [p.read_bytes() for p in here]
     assert ((tmp_path / "pooled" / ".lists" / f"{PERIOD}.json").read_bytes()
             == (tmp_path / "here" / ".lists" / f"{PERIOD}.json").read_bytes())
+
+
+def test_a_pool_that_is_up_makes_lists_however_few(month_db, tmp_path):
+    """A month that read its files on the pool (sandbox.pool_up) has its lists made there whatever
+    their number, the same bytes; with no pool up, below POOL_MIN_WORKBOOKS, here."""
+    from flows.ingest import sandbox
+    from flows.outputs import feedback
+    here = write_feedback(month_db, PERIOD, tmp_path / "here")
+    assert 1 < len(here) < feedback.POOL_MIN_WORKBOOKS and not sandbox.pool_up()
+    calls = []
+
+    def counted(fn, batches):
+        calls.append(len(batches))
+        return sandbox.map_in_pool(fn, batches)
+
+    write_feedback(month_db, PERIOD, tmp_path / "cold", counted, sandbox.pool_up())
+    assert calls == []
+    try:
+        assert sandbox.map_in_pool(len, [[1, 2]]) == [2] and sandbox.pool_up()
+        pooled = write_feedback(month_db, PERIOD, tmp_path / "pooled", counted, sandbox.pool_up())
+    finally:
+        sandbox.close_pool()
+    assert calls == [1] and not sandbox.pool_up()
+    assert [p.read_bytes() for p in pooled] == [p.read_bytes() for p in here]

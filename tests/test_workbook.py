@@ -193,3 +193,28 @@ def test_a_large_report_is_made_by_the_pool_as_this_process_makes_it(month_db, t
         cells = [[(c.value, c.number_format, c.fill.fgColor.rgb) for c in row] for row in here[name].iter_rows()]
         assert [[(c.value, c.number_format, c.fill.fgColor.rgb) for c in row] for row in pooled[name].iter_rows()] == cells
         assert len(cells) > 1
+
+
+def test_a_pool_that_is_up_makes_the_report_whatever_its_size(month_db, tmp_path):
+    """A month that read its files on the pool has its report made there (sandbox.pool_up), the
+    same cells; with no pool up, a report below POOL_MIN_ROWS is made here."""
+    from flows.ingest import sandbox
+    here = openpyxl.load_workbook(write_workbook(month_db, PERIOD, tmp_path / "here"))
+    calls = []
+
+    def counted(fn, batches):
+        calls.append(len(batches))
+        return sandbox.map_in_pool(fn, batches)
+
+    write_workbook(month_db, PERIOD, tmp_path / "cold", None, counted, sandbox.pool_up())
+    assert calls == []
+    try:
+        assert sandbox.map_in_pool(len, [[1]]) == [1] and sandbox.pool_up()
+        path = write_workbook(month_db, PERIOD, tmp_path / "pooled", None, counted, sandbox.pool_up())
+    finally:
+        sandbox.close_pool()
+    assert calls == [1]
+    pooled = openpyxl.load_workbook(path)
+    for name in SHEETS:
+        assert ([[c.value for c in row] for row in pooled[name].iter_rows()]
+                == [[c.value for c in row] for row in here[name].iter_rows()])

@@ -433,6 +433,15 @@ def map_in_pool(fn: Callable, batches: list) -> list:
         raise
 
 
+def pool_up() -> bool:
+    """Whether the read pool `map_in_pool` would use is up already (the month read its files on it,
+    or an earlier month of this process did): work sent to it then costs its pickling only, not
+    the ~1 s of a pool's start, so a month's outputs of any size are made on it, beside this
+    process's own (a city month's senders' lists and report: ~0.8 s of a core)."""
+    with _POOL_LOCK:
+        return _POOL is not None and _POOL[0] == _terms(os.cpu_count() or 1)
+
+
 # The pool, kept for the next month of this process (a backfill, make demo): starting it, its
 # workers and their reader processes, cost a month about 1 s. Kept only while everything that
 # decides what a worker does is as it was when it started (`terms` in _pool).
@@ -443,7 +452,7 @@ _POOL_LOCK = threading.Lock()
 def _pool(workers: int) -> ProcessPoolExecutor:
     global _POOL
     env, cwd, logs = dict(os.environ), os.getcwd(), _log_setup()
-    terms = hashlib.sha256(repr((workers, _preload(), logs, sorted(env.items()), cwd)).encode()).hexdigest()
+    terms = _terms(workers)
     with _POOL_LOCK:
         if _POOL is not None and _POOL[0] == terms:
             return _POOL[1]
@@ -458,6 +467,12 @@ def _pool(workers: int) -> ProcessPoolExecutor:
                                    initargs=(*logs, env, cwd, (os.getpid(), procs.started(os.getpid()))))
         _POOL = (terms, pool)
         return pool
+
+
+def _terms(workers: int) -> str:
+    """Everything that decides what a pool's worker does, as a digest."""
+    env, cwd, logs = dict(os.environ), os.getcwd(), _log_setup()
+    return hashlib.sha256(repr((workers, _preload(), logs, sorted(env.items()), cwd)).encode()).hexdigest()
 
 
 def close_pool() -> None:

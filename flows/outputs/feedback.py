@@ -84,10 +84,12 @@ def _problems_and_senders(con: duckdb.DuckDBPyConnection, period: str) -> tuple[
     return problems, names
 
 
-def write_feedback(db: Path, period: str, out_dir: Path, map_batches: MapBatches | None = None) -> list[Path]:
+def write_feedback(db: Path, period: str, out_dir: Path, map_batches: MapBatches | None = None,
+                   pool_up: bool = False) -> list[Path]:
     """Write out_dir/<period>/<code>-<name>.xlsx for each sender with problems in the month, from the
     published warehouse (opened read-only); replace that month's earlier feedback files; return the paths.
-    `map_batches(fn, batches)`: where many workbooks are made (the run's read pool), see _bodies."""
+    `map_batches(fn, batches)`: where many workbooks are made (the run's read pool), see _bodies;
+    `pool_up`: it is up already, so any number are made there."""
     problems, names = read_published(Path(db), period, _problems_and_senders)
 
     month_dir = Path(out_dir) / period
@@ -123,7 +125,7 @@ def write_feedback(db: Path, period: str, out_dir: Path, map_batches: MapBatches
         else:
             manifest[file_name] = made_of
             todo.append((file_name, (code, name, year, month, sender_problems)))
-    for (file_name, _), body in zip(todo, _bodies([args for _, args in todo], map_batches)):
+    for (file_name, _), body in zip(todo, _bodies([args for _, args in todo], map_batches, pool_up)):
         with owner_only_file(month_dir / file_name) as tmp:
             tmp.write_bytes(body)
         manifest[file_name] = (manifest[file_name], hashlib.sha256(body).hexdigest())
@@ -136,15 +138,17 @@ def write_feedback(db: Path, period: str, out_dir: Path, map_batches: MapBatches
 # A function that maps a module-level function over batches in other processes, results in order.
 MapBatches = Callable[[Callable, list], list]
 # Workbooks written on the read pool's processes from this many on (a province month has 1,177, 3.5 s
-# on one core); below it, in this process, since a pool not already up costs ~1 s to start.
+# on one core); below it, in this process, since a pool not already up costs ~1 s to start (one
+# that is up takes any number: see _bodies).
 POOL_MIN_WORKBOOKS = 200
 POOL_BATCH = 50
 
 
-def _bodies(todo: list[tuple], map_batches: MapBatches | None) -> list[bytes]:
+def _bodies(todo: list[tuple], map_batches: MapBatches | None, pool_up: bool = False) -> list[bytes]:
     """The workbooks of `todo` (_workbook's arguments each), in order: by `map_batches` in batches
-    when there are many (the run passes its read pool's, ingest.sandbox.map_in_pool), else here."""
-    if map_batches is None or len(todo) < POOL_MIN_WORKBOOKS:
+    when there are many or its pool is up (the run passes its read pool's, ingest.sandbox.map_in_pool),
+    else here."""
+    if map_batches is None or not todo or (len(todo) < POOL_MIN_WORKBOOKS and not pool_up):
         return _workbooks(todo)
     batches = [todo[i:i + POOL_BATCH] for i in range(0, len(todo), POOL_BATCH)]
     return [body for bodies in map_batches(_workbooks, batches) for body in bodies]

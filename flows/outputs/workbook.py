@@ -33,14 +33,16 @@ def report_dir(db: Path, period: str) -> Path:
 
 
 def write_workbook(db: Path, period: str, out_dir: Path, settings: Settings | None = None,
-                   map_batches: MapBatches | None = None) -> Path:
+                   map_batches: MapBatches | None = None, pool_up: bool = False) -> Path:
     """Write out_dir/report-<period>.xlsx from the published warehouse; return its path.
-    `map_batches(fn, batches)`: where a large report is made (the run's read pool)."""
+    `map_batches(fn, batches)`: where a large report is made (the run's read pool); `pool_up`: it
+    is up already, so the report is made there whatever its size."""
     data = read_published(db, period, _gather)
     if not data["indicators"]:
         raise ConfigError(f"the warehouse has no figures for {period}; run `shegong run --period {period}`")
     path = Path(out_dir) / f"report-{period}.xlsx"
-    if map_batches is None or sum(len(v) for v in data.values() if isinstance(v, list)) < POOL_MIN_ROWS:
+    if map_batches is None or (sum(len(v) for v in data.values() if isinstance(v, list)) < POOL_MIN_ROWS
+                               and not pool_up):
         body = _book(period, data, settings)
     else:
         body = map_batches(_book_of, [(period, data, settings)])[0]
@@ -50,7 +52,8 @@ def write_workbook(db: Path, period: str, out_dir: Path, settings: Settings | No
 
 
 # A report of this many rows or more (a province's: 1.5 s of the run's one core) is made on the
-# read pool's processes, while this one writes the month's other outputs (monthly.roll_up).
+# read pool's processes, while this one writes the month's other outputs (monthly.roll_up); any
+# report is, when the pool is up already.
 POOL_MIN_ROWS = 2000
 
 
