@@ -291,9 +291,10 @@ def load_and_roll_up(building: Path, run: Run, records, staged, reused: int = 0,
     con = load.connect(building, settings.storage_version, settings.memory_limit)
     try:
         con.execute("begin")
-        load.ensure_tables(con, forms)
-        load.load_reference(con, run.units, run.population, run.plans, forms)
         rolled_with = rollup.fingerprint(settings, forms, [run.units, run.population, *run.plans])
+        if not load.built_with(con, rolled_with):
+            load.ensure_tables(con, forms)
+            load.load_reference(con, run.units, run.population, run.plans, forms)
         # A rerun under the same rules rebuilds the indicators of the units it changed only.
         kept = not run.full and rollup.keep_month(con, period, rolled_with)
         load.load_month(con, period, run_id, records, staged, stored,

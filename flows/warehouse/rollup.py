@@ -50,7 +50,11 @@ PER_UNIT = {
 }
 # How far back the trend of mart.indicator_values reads a unit's figures (sql/marts/indicator_values.sql).
 TREND_MONTHS = 11
-_CODE = [Path(__file__), Path(__file__).with_name("load.py"), Path(__file__).parents[1] / "registry.py"]
+# The roll-up's code, and the code that makes the tables it reads (their columns and comments):
+# load.built_with takes a warehouse last built under the same fingerprint as it stands.
+_CODE = [Path(__file__), Path(__file__).with_name("load.py"), Path(__file__).with_name("sqlfiles.py"),
+         Path(__file__).parents[1] / "registry.py", Path(__file__).parents[1] / "schemas.py",
+         Path(__file__).parents[1] / "ingest" / "convert.py"]
 
 
 def fingerprint(settings, forms: dict, frames: list[pl.DataFrame]) -> str:
