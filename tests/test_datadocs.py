@@ -182,6 +182,38 @@ def test_no_page_or_stylesheet_of_a_runs_site_links_an_asset_outside_it(month_db
             assert target.is_file() and target.is_relative_to(site.resolve()), f"{page.name}: {ref}"
 
 
+def test_every_later_runs_pages_are_offline_and_owner_only_without_walking_the_site(result, grown, tmp_path,
+                                                                                    monkeypatch):
+    """A run after the first localises the pages it wrote (its results', a changed suite's, the
+    index), found where GX puts them, and makes owner-only what it wrote: a site made owner-only
+    once (its mark in the store) is not walked again."""
+    import stat
+    site = tmp_path / "docs"
+    publish_results([result], site, "2024-01 a")
+    assert (site / STORE / "owner-only").is_file()
+    old = _pages(site)[0]
+    old.chmod(0o644)  # not this run's: left as it is
+    from flows.validate import datadocs
+    found = []
+    monkeypatch.setattr(datadocs, "_pages_of", lambda *a, _real=datadocs._pages_of: found.append(_real(*a)) or found[-1])
+    publish_results([result], site, "2024-02 b", build_index=False)
+    publish_results([grown], site, "2024-03 c")
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) == 3 + 1 + 1  # results, the suite, the index
+    for page in pages:
+        assert not ASSET.search(page.read_text(encoding="utf-8")), page.relative_to(site)
+    assert "unit_name" in (site / "expectations" / f"{SUITE}.html").read_text(encoding="utf-8")
+    # Found where GX put them: its result page (b); its result page, the suite's and the index (c).
+    assert [[p.relative_to(site).parts[0] for p in pages] for pages in found] == [
+        ["validations"], ["validations", "expectations", "index.html"]]
+    assert stat.S_IMODE(old.stat().st_mode) == 0o644
+    wrong = [p for p in site.rglob("*") if p != old and stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)]
+    assert wrong == []
+    (site / STORE / "owner-only").unlink()  # a site from before the mark: made owner-only whole
+    publish_results([result], site, "2024-04 d", build_index=False)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+
+
 def test_integrity_and_cors_attributes_go_with_the_blanks_before_them():
     from flows.validate.vendor import _SRI
     page = ('<link href="a.css" integrity="sha384-x"   crossorigin="anonymous" rel="stylesheet">\n'
