@@ -195,7 +195,8 @@ def test_every_later_runs_pages_are_offline_and_owner_only_without_walking_the_s
     old.chmod(0o644)  # not this run's: left as it is
     from flows.validate import datadocs
     found = []
-    monkeypatch.setattr(datadocs, "_pages_of", lambda *a, _real=datadocs._pages_of: found.append(_real(*a)) or found[-1])
+    monkeypatch.setattr(datadocs, "_pages_of",
+                        lambda *a, _real=datadocs._pages_of: found.append(_real(*a)) or found[-1])
     publish_results([result], site, "2024-02 b", build_index=False)
     publish_results([grown], site, "2024-03 c")
     pages = sorted(site.rglob("*.html"))
@@ -207,7 +208,8 @@ def test_every_later_runs_pages_are_offline_and_owner_only_without_walking_the_s
     assert [[p.relative_to(site).parts[0] for p in pages] for pages in found] == [
         ["validations"], ["validations", "expectations", "index.html"]]
     assert stat.S_IMODE(old.stat().st_mode) == 0o644
-    wrong = [p for p in site.rglob("*") if p != old and stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)]
+    wrong = [p for p in site.rglob("*")
+             if p != old and stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)]
     assert wrong == []
     (site / STORE / "owner-only").unlink()  # a site from before the mark: made owner-only whole
     publish_results([result], site, "2024-04 d", build_index=False)

@@ -521,13 +521,20 @@ def ratios(r: dict) -> dict:
         q.update(cli_over_plain=r["cli"]["wall"] / r["plain"]["wall"],
                  cli_server_over_plain=r["cli_server"]["wall"] / r["plain"]["wall"],
                  backfill_month=later[len(later) // 2],
-                 last_over_second=walls[-1] / walls[min(1, len(walls) - 1)])
+                 last_over_second=walls[ordinary_last(walls)] / walls[min(1, len(walls) - 1)])
         # make demo's roll-up: measured when the backfill is as long; else one `shegong run` (every
         # fixed cost) and a backfill month for each further month.
         q["demo_measured"] = len(walls) >= DEMO_MONTHS
         q["demo_estimate"] = (r["backfill"]["process_wall"] if q["demo_measured"] else
                               r["cli"]["wall"] + (DEMO_MONTHS - 1) * q["backfill_month"])
     return q
+
+
+def ordinary_last(walls: list) -> int:
+    """The index of the backfill's last month that does only its own work: the one before the
+    last when there are four or more (the last also builds the validation site's index and renders
+    the suite pages the months before it left: work for the whole backfill, not growth), else the last."""
+    return len(walls) - 2 if len(walls) >= 4 else len(walls) - 1
 
 
 def time_by_stage(r: dict) -> list[tuple[str, float, list[tuple[str, float]]]]:
@@ -574,8 +581,9 @@ def targets(r: dict) -> list[tuple[str, str, str, bool]]:
              else f"estimated: shegong run + {DEMO_MONTHS - 1} backfill months)"),
              f"{q['demo_estimate']:.0f} s", "", q["demo_estimate"] <= 90),
             ("1 %-late rerun <= 3 s (the flow's wall)", f"{r['rerun']['wall']:.1f} s", "", r["rerun"]["wall"] <= 3),
-            (f"month {len(walls)} of a backfill costs what month 2 does (within 25 %)",
-             f"{walls[-1]:.2f} s vs {walls[min(1, len(walls) - 1)]:.2f} s", f"{q['last_over_second']:.2f}x",
+            (f"month {ordinary_last(walls) + 1} of a backfill costs what month 2 does (within 25 %)",
+             f"{walls[ordinary_last(walls)]:.2f} s vs {walls[min(1, len(walls) - 1)]:.2f} s",
+             f"{q['last_over_second']:.2f}x",
              q["last_over_second"] <= 1.25),
         ]
     if r["scale"] != "city":
