@@ -345,7 +345,8 @@ def write_reports(db: Path, period: str, settings: Settings) -> dict[str, str]:
     """The month's report for the bureau, an xlsx workbook and a self-contained HTML page, in
     <db dir>/reports/<period>/, from the published warehouse."""
     out = workbook.report_dir(db, period)
-    return {"工作簿": str(workbook.write_workbook(db, period, out, settings, sandbox.map_in_pool, sandbox.pool_up())),
+    book = workbook.write_workbook(db, period, out, settings, sandbox.map_in_pool, sandbox.pool_up())
+    return {"工作簿": str(book),
             "网页": str(webpage.write_page(db, period, out, settings))}
 
 

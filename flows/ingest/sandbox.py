@@ -439,7 +439,8 @@ def pool_up() -> bool:
     the ~1 s of a pool's start, so a month's outputs of any size are made on it, beside this
     process's own (a city month's senders' lists and report: ~0.8 s of a core)."""
     with _POOL_LOCK:
-        return _POOL is not None and _POOL[0] == _terms(os.cpu_count() or 1)
+        return _POOL is not None and _POOL[0] == _terms(os.cpu_count() or 1, dict(os.environ), os.getcwd(),
+                                                        _log_setup())
 
 
 # The pool, kept for the next month of this process (a backfill, make demo): starting it, its
@@ -452,7 +453,7 @@ _POOL_LOCK = threading.Lock()
 def _pool(workers: int) -> ProcessPoolExecutor:
     global _POOL
     env, cwd, logs = dict(os.environ), os.getcwd(), _log_setup()
-    terms = _terms(workers)
+    terms = _terms(workers, env, cwd, logs)
     with _POOL_LOCK:
         if _POOL is not None and _POOL[0] == terms:
             return _POOL[1]
@@ -469,9 +470,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         return pool
 
 
-def _terms(workers: int) -> str:
+def _terms(workers: int, env: dict, cwd: str, logs: tuple) -> str:
     """Everything that decides what a pool's worker does, as a digest."""
-    env, cwd, logs = dict(os.environ), os.getcwd(), _log_setup()
     return hashlib.sha256(repr((workers, _preload(), logs, sorted(env.items()), cwd)).encode()).hexdigest()
 
 
